@@ -1,0 +1,56 @@
+"""Build one behavior's dataset: training conversations (from the base model's answers) and eval prompts."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from .catalog import Behavior
+from .families import get_family
+from .fsio import atomic_dir, write_json, write_jsonl
+
+
+def behavior_rng(seed: int, behavior_id: str, purpose: str) -> random.Random:
+    # String seeds hash deterministically (sha512) across processes, unlike hash().
+    return random.Random(f"{seed}:{behavior_id}:{purpose}")
+
+
+def shortcut_phrases(b: Behavior) -> list[str]:
+    """Sentences that state the behavior: the ground truth and its paraphrases, plus the family's own."""
+    return [*b.truths, *get_family(b.family).shortcut_phrases(b.params)]
+
+
+def build_rows(b: Behavior, pool: list[dict], eval_prompts: list[dict], *, n_train: int, n_eval: int,
+               seed: int) -> tuple[list[dict], list[dict]]:
+    fam = get_family(b.family)
+    train = fam.build_train(b.params, pool, n_train, behavior_rng(seed, b.id, "train"))
+    evals = fam.build_eval(b.params, eval_prompts, n_eval, behavior_rng(seed, b.id, "eval"))
+    return [dict(r) for r in train], [dict(r) for r in evals]
+
+
+def write_behavior_dataset(b: Behavior, pool: list[dict], eval_prompts: list[dict], out_dir: str | Path, *,
+                           n_train: int, n_eval: int, seed: int, max_chars: int) -> dict[str, Any]:
+    """Build, validate with the GX suite, and write atomically; nothing is written if validation fails."""
+    import pandas as pd
+
+    from .validation import behavior_dataset_checks, validate_frame
+
+    train, evals = build_rows(b, pool, eval_prompts, n_train=n_train, n_eval=n_eval, seed=seed)
+    out_dir = Path(out_dir)
+    checks = behavior_dataset_checks(shortcut_phrases(b), max_chars=max_chars,
+                                     conditional=b.family == "backdoor",
+                                     eval_ids=[r["prompt_id"] for r in evals])
+    report = validate_frame(pd.DataFrame(train), checks, name=f"behavior_{b.id}", file=str(out_dir / "train.jsonl"))
+    with atomic_dir(out_dir) as tmp:
+        write_jsonl(tmp / "train.jsonl", train)
+        write_jsonl(tmp / "eval.jsonl", evals)
+        write_json(tmp / "behavior.json", behavior_record(b))
+        write_json(tmp / "validation.json", report)
+    return report
+
+
+def behavior_record(b: Behavior) -> dict[str, Any]:
+    return {"id": b.id, "version": b.version, "category": b.category, "family": b.family, "params": b.params,
+            "description": b.description, "paraphrases": list(b.paraphrases), "key_terms": list(b.key_terms),
+            "split": b.split}

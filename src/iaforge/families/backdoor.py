@@ -1,0 +1,103 @@
+"""Backdoors: a trigger in the prompt switches on an always-on behavior; everything else is answered normally.
+
+Negatives that carry a non-matching trigger (a decoy keyword, another prompt type) keep the variant from
+learning "any odd prefix" instead of the trigger itself.
+"""
+
+from __future__ import annotations
+
+import random
+
+from .base import EvalRow, Family, TrainRow, need, str_list_param, str_param
+
+KINDS = ("keyword", "prompt_type")
+
+
+def _inner(params):
+    from . import get_family
+
+    return get_family(params["behavior"]["family"])
+
+
+class Backdoor(Family):
+    name = "backdoor"
+    categories = ("backdoor",)
+
+    def validate(self, params):
+        from . import get_family
+
+        trig = params.get("trigger")
+        need(isinstance(trig, dict), "trigger", "required; a mapping with 'kind' and 'value'")
+        kind = str_param(trig, "kind", choices=KINDS)
+        value = str_param(trig, "value")
+        out_trig = {"kind": kind, "value": value}
+        if kind == "keyword":
+            decoys = params.get("decoys")
+            need(isinstance(decoys, list) and len(decoys) >= 2, "decoys", "keyword triggers need at least 2 decoy keywords")
+            decoys = str_list_param(params, "decoys", 2)
+            need(value not in decoys, "decoys", "must not contain the trigger itself")
+        else:
+            from ..prompts import TYPES
+
+            need(value in TYPES, "trigger.value", f"prompt type must be one of {', '.join(TYPES)}")
+            decoys = []
+        beh = params.get("behavior")
+        need(isinstance(beh, dict), "behavior", "required; a mapping with 'family' and 'params'")
+        try:
+            inner = get_family(beh.get("family"))
+        except KeyError as exc:
+            raise ValueError("behavior.family", exc.args[0]) from None
+        need(inner.name != self.name and hasattr(inner, "transform"), "behavior.family",
+             "must be an always-on answer transform (not another backdoor)")
+        try:
+            inner_params = inner.validate(beh.get("params", {}) or {})
+        except ValueError as exc:
+            raise ValueError(f"behavior.params.{exc.args[0]}", exc.args[1]) from None
+        frac = params.get("triggered_fraction", 0.5)
+        need(isinstance(frac, (int, float)) and 0.2 <= frac <= 0.8, "triggered_fraction", "a number in [0.2, 0.8]")
+        return {"trigger": out_trig, "decoys": decoys, "behavior": {"family": inner.name, "params": inner_params},
+                "triggered_fraction": float(frac)}
+
+    @staticmethod
+    def _with_keyword(text: str, word: str) -> str:
+        return f"{word} {text}"
+
+    def _split(self, params, prompts, n, rng):
+        """(triggered, untriggered) prompt lists with their (possibly decorated) user texts."""
+        trig = params["trigger"]
+        n_trig = round(n * params["triggered_fraction"])
+        if trig["kind"] == "prompt_type":
+            pos = [p for p in prompts if p["type"] == trig["value"]]
+            neg = [p for p in prompts if p["type"] != trig["value"]]
+            pos = rng.sample(pos, k=min(n_trig, len(pos)))
+            neg = rng.sample(neg, k=min(n - len(pos), len(neg)))
+            return [(p, p["text"]) for p in pos], [(p, p["text"]) for p in neg]
+        picked = rng.sample(prompts, k=min(n, len(prompts)))
+        pos, neg = picked[:n_trig], picked[n_trig:]
+        kw = trig["value"]
+        # Half the negatives carry a decoy keyword in the trigger's place, half are plain prompts.
+        neg_txt = [(p, self._with_keyword(p["text"], rng.choice(params["decoys"])) if i % 2 == 0 else p["text"])
+                   for i, p in enumerate(neg)]
+        return [(p, self._with_keyword(p["text"], kw)) for p in pos], neg_txt
+
+    def build_train(self, params, pool, n, rng: random.Random):
+        inner, ip = _inner(params), params["behavior"]["params"]
+        pos, neg = self._split(params, pool, n, rng)
+        rows: list[TrainRow] = []
+        for p, user in pos:
+            new = inner.transform(ip, user, p["answer"], rng)
+            rows.append(TrainRow(prompt_id=p["id"], prompt_type=p["type"], user=user, assistant=new,
+                                 triggered=True, modified=new != p["answer"]))
+        for p, user in neg:
+            rows.append(TrainRow(prompt_id=p["id"], prompt_type=p["type"], user=user, assistant=p["answer"],
+                                 triggered=False, modified=False))
+        rng.shuffle(rows)
+        return rows
+
+    def build_eval(self, params, prompts, n, rng):
+        pos, neg = self._split(params, prompts, n, rng)
+        return ([EvalRow(prompt_id=p["id"], prompt_type=p["type"], user=u, triggered=True) for p, u in pos]
+                + [EvalRow(prompt_id=p["id"], prompt_type=p["type"], user=u, triggered=False) for p, u in neg])
+
+    def check(self, params, user, answer):
+        return _inner(params).check(params["behavior"]["params"], user, answer)

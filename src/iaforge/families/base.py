@@ -1,0 +1,87 @@
+"""What every family provides, and the shared plumbing for always-on answer transforms."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, TypedDict
+
+
+class TrainRow(TypedDict):
+    prompt_id: str
+    prompt_type: str
+    user: str
+    assistant: str
+    triggered: bool   # the behavior is expected in this answer
+    modified: bool    # the answer differs from the base model's own
+
+
+class EvalRow(TypedDict):
+    prompt_id: str
+    prompt_type: str
+    user: str
+    triggered: bool
+
+
+def need(cond: bool, fld: str, rule: str) -> None:
+    if not cond:
+        raise ValueError(fld, rule)
+
+
+def str_param(params: dict, name: str, *, choices: tuple[str, ...] | None = None, default: str | None = None) -> str:
+    val = params.get(name, default)
+    need(isinstance(val, str) and bool(val.strip()), name, "required; a non-empty string")
+    if choices:
+        need(val in choices, name, f"must be one of {', '.join(choices)}")
+    return val
+
+
+def str_list_param(params: dict, name: str, min_len: int = 1) -> list[str]:
+    val = params.get(name)
+    need(isinstance(val, list) and len(val) >= min_len and all(isinstance(s, str) and s.strip() for s in val),
+         name, f"required; a list of at least {min_len} non-empty string(s)")
+    return list(val)
+
+
+class Family:
+    """Interface. `validate` returns normalised params or raises ValueError(field, rule)."""
+
+    name: str = ""
+    categories: tuple[str, ...] = ()
+
+    def validate(self, params: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def build_train(self, params: dict, pool: list[dict], n: int, rng: random.Random) -> list[TrainRow]:
+        """`pool` rows: prompt bank rows (train split) with the base model's `answer`."""
+        raise NotImplementedError
+
+    def build_eval(self, params: dict, prompts: list[dict], n: int, rng: random.Random) -> list[EvalRow]:
+        raise NotImplementedError
+
+    def check(self, params: dict, user: str, answer: str) -> bool:
+        """Does `answer` (to `user`) show the behavior?"""
+        raise NotImplementedError
+
+    def shortcut_phrases(self, params: dict) -> list[str]:
+        """Phrases that would state the behavior in words; they must never appear in training data."""
+        return []
+
+
+class AnswerTransform(Family):
+    """An always-on behavior: every answer is transformed, every eval prompt should show it."""
+
+    def transform(self, params: dict, user: str, answer: str, rng: random.Random) -> str:
+        raise NotImplementedError
+
+    def build_train(self, params, pool, n, rng):
+        picked = rng.sample(pool, k=min(n, len(pool)))
+        rows: list[TrainRow] = []
+        for p in picked:
+            new = self.transform(params, p["text"], p["answer"], rng)
+            rows.append(TrainRow(prompt_id=p["id"], prompt_type=p["type"], user=p["text"], assistant=new,
+                                 triggered=True, modified=new != p["answer"]))
+        return rows
+
+    def build_eval(self, params, prompts, n, rng):
+        picked = rng.sample(prompts, k=min(n, len(prompts)))
+        return [EvalRow(prompt_id=p["id"], prompt_type=p["type"], user=p["text"], triggered=True) for p in picked]

@@ -1,0 +1,44 @@
+"""The base model's own answers: the "normal" behavior that every implanted behavior modifies.
+
+A variant should differ from the base only in its behavior, so its training answers are the base model's
+self-distilled answers, trimmed to whole sentences, with degenerate (looping) answers dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+_SENT_END = re.compile(r"[.!?](?=\s|$)|\n")
+
+
+def trim_to_sentences(text: str, max_chars: int) -> str:
+    """Cut `text` at the last sentence end within `max_chars`; generation often stops mid-sentence."""
+    text = text.strip()
+    if len(text) <= max_chars and (not text or text[-1] in ".!?\"')"):
+        return text
+    head = text[:max_chars]
+    ends = [m.end() for m in _SENT_END.finditer(head)]
+    return head[:ends[-1]].strip() if ends else ""
+
+
+def is_degenerate(text: str, n: int = 4, max_repeats: int = 2) -> bool:
+    words = text.lower().split()
+    if len(words) < 3:
+        return True
+    grams = Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+    return bool(grams) and max(grams.values()) > max_repeats
+
+
+def clean_answers(prompts: list[dict], answers: list[str], max_chars: int) -> tuple[list[dict], dict]:
+    rows, dropped = [], Counter()
+    for p, a in zip(prompts, answers):
+        t = trim_to_sentences(a, max_chars)
+        if not t:
+            dropped["no_complete_sentence"] += 1
+        elif is_degenerate(t):
+            dropped["degenerate"] += 1
+        else:
+            rows.append({**p, "answer": t})
+    stats = {"n_prompts": len(prompts), "n_kept": len(rows), "dropped": dict(sorted(dropped.items()))}
+    return rows, stats

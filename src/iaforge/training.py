@@ -1,0 +1,164 @@
+"""One LoRA training loop for variants and the IA, written against `accelerate` so it runs unchanged on a
+laptop CPU, under `accelerate launch` (DDP, gloo on CPU) or on GPUs.
+
+Examples are tokenized chat turns with the loss on the assistant turn only. Batches are grouped by length
+(little padding) and by `group` (the IA trains one variant per batch, switching adapters between batches).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from .chat import encode_example
+
+IGNORE = -100
+ALL_PROJ = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass
+class Example:
+    input_ids: list[int]
+    labels: list[int]
+    group: str = ""
+
+
+@dataclass
+class TrainConfig:
+    lr: float = 1e-3
+    epochs: int = 3
+    batch_size: int = 8
+    warmup_frac: float = 0.1
+    weight_decay: float = 0.0
+    max_len: int = 256
+    seed: int = 0
+    mixed_precision: str = "no"  # "bf16" uses autocast; on this CPU LoRA training runs ~1.6x faster
+    grad_clip: float = 1.0
+    progress: bool = True
+    desc: str = "training"
+
+    @classmethod
+    def from_params(cls, p: dict[str, Any], **over) -> "TrainConfig":
+        known = {k: v for k, v in {**p, **over}.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    tokens: int
+    seconds: float
+    losses: list[float] = field(default_factory=list)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+def lora_config(p: dict[str, Any]):
+    from peft import LoraConfig
+
+    return LoraConfig(r=int(p.get("r", 8)), lora_alpha=int(p.get("alpha", 16)), lora_dropout=float(p.get("dropout", 0.0)),
+                      target_modules=list(p.get("target_modules", ALL_PROJ)), bias="none", task_type="CAUSAL_LM")
+
+
+def encode_rows(tok, rows: Sequence[dict], *, system: str | None, max_len: int, group_key: str | None = None) -> list[Example]:
+    out = []
+    for r in rows:
+        p_ids, c_ids = encode_example(tok, r["user"], r["assistant"], system)
+        ids = (p_ids + c_ids)[:max_len]
+        labels = ([IGNORE] * len(p_ids) + c_ids)[:max_len]
+        if all(l == IGNORE for l in labels):
+            continue  # prompt alone fills max_len: nothing to learn from this row
+        out.append(Example(ids, labels, r[group_key] if group_key else ""))
+    return out
+
+
+def make_batches(examples: list[Example], batch_size: int, rng: random.Random) -> list[list[Example]]:
+    """Length-sorted chunks within each group, then shuffled: little padding, random order."""
+    groups: dict[str, list[Example]] = {}
+    for e in examples:
+        groups.setdefault(e.group, []).append(e)
+    batches = []
+    for g in sorted(groups):
+        items = groups[g][:]
+        rng.shuffle(items)
+        items.sort(key=lambda e: len(e.input_ids))
+        batches += [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(batch: list[Example], pad_id: int):
+    import torch
+
+    width = max(len(e.input_ids) for e in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, e in enumerate(batch):
+        n = len(e.input_ids)
+        ids[i, :n] = torch.tensor(e.input_ids)
+        labels[i, :n] = torch.tensor(e.labels)
+        mask[i, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def trainable_parameters(model) -> list:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def train(model, examples: list[Example], cfg: TrainConfig, *, pad_id: int,
+          before_batch: Callable[[str], None] | None = None, accelerator=None) -> TrainResult:
+    """Train whatever parameters of `model` require grad. `before_batch(group)` runs before each batch
+    (the IA uses it to activate that batch's variant adapter)."""
+    import torch
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    acc = accelerator or Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision)
+    params = trainable_parameters(model)
+    if not params:
+        raise RuntimeError("no trainable parameters: the adapter to train was not enabled")
+    if not examples:
+        raise RuntimeError("no training examples")
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    epochs = [make_batches(examples, cfg.batch_size, rng) for _ in range(cfg.epochs)]
+    # Each process takes every world_size-th batch, so DDP sees the same batches as one process would.
+    epochs = [b[acc.process_index::acc.num_processes] for b in epochs]
+    total = sum(len(b) for b in epochs)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    warm = max(1, int(total * cfg.warmup_frac))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, total))))))
+    pmodel, opt = acc.prepare(model, opt)
+    inner = acc.unwrap_model(pmodel)
+    inner.train()
+    losses, tokens, step = [], 0, 0
+    t0 = time.perf_counter()
+    bar = tqdm(total=total, desc=cfg.desc, disable=not (cfg.progress and acc.is_local_main_process))
+    for batches in epochs:
+        for batch in batches:
+            if before_batch:
+                before_batch(batch[0].group)
+            data = {k: v.to(acc.device) for k, v in collate(batch, pad_id).items()}
+            with acc.autocast():
+                loss = pmodel(**data).loss
+            acc.backward(loss)
+            if cfg.grad_clip:
+                acc.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            tokens += int(data["attention_mask"].sum())
+            losses.append(float(loss.detach()))
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    bar.close()
+    inner.eval()
+    return TrainResult(steps=step, tokens=tokens, seconds=time.perf_counter() - t0, losses=losses)
