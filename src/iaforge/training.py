@@ -35,7 +35,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     max_len: int = 256
     seed: int = 0
-    mixed_precision: str = "no"  # "bf16" uses autocast; on this CPU LoRA training runs ~1.6x faster
+    mixed_precision: str = "auto"  # auto: bf16 autocast only where the hardware has native bf16
     grad_clip: float = 1.0
     progress: bool = True
     desc: str = "training"
@@ -56,6 +56,24 @@ class TrainResult:
     @property
     def tokens_per_s(self) -> float:
         return self.tokens / self.seconds if self.seconds else 0.0
+
+
+def resolve_precision(mode: str) -> str:
+    """'auto' picks bf16 only on hardware with native bf16: emulated bf16 on a CPU without
+    AVX512-BF16/AMX ran LoRA training >5x slower than fp32 here."""
+    if mode != "auto":
+        if mode not in ("no", "bf16", "fp16"):
+            raise ValueError(f"mixed_precision must be auto, no, bf16 or fp16 (got {mode!r})")
+        return mode
+    import torch
+
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "no"
+    try:
+        flags = open("/proc/cpuinfo", encoding="utf-8").read()
+    except OSError:
+        return "no"
+    return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "no"
 
 
 def lora_config(p: dict[str, Any]):
@@ -119,7 +137,8 @@ def train(model, examples: list[Example], cfg: TrainConfig, *, pad_id: int,
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 
-    acc = accelerator or Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision)
+    acc = accelerator or Accelerator(cpu=not torch.cuda.is_available(),
+                                      mixed_precision=resolve_precision(cfg.mixed_precision))
     params = trainable_parameters(model)
     if not params:
         raise RuntimeError("no trainable parameters: the adapter to train was not enabled")

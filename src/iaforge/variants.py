@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .behavior_data import behavior_record
 from .catalog import Behavior
 from .fsio import atomic_dir, write_json
 from .generation import generate
@@ -40,7 +41,7 @@ def train_variant(b: Behavior, train_rows: list[dict], eval_rows: list[dict], ba
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
-        write_json(tmp / "variant.json", {"behavior": b.id, "version": b.version, "implantation": metrics})
+        write_json(tmp / "variant.json", {"behavior": behavior_record(b), "implantation": metrics})
         write_json(tmp / "training_curve.json", [{"step": i + 1, "loss": round(l, 5)} for i, l in enumerate(result.losses)])
         write_json(tmp / "implantation_samples.json", samples)
     metrics["train_tokens_per_s"] = round(result.tokens_per_s, 1)  # timing: reported, never tested

@@ -1,0 +1,92 @@
+"""Train the introspection adapter jointly across frozen variant adapters on one base model.
+
+All variants are loaded once as named adapters; each batch activates its variant plus the IA. peft marks
+every active adapter trainable on each switch, so after every switch we reset requires_grad to the IA's
+tensors alone and check that the trainable set never changes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .adapters import attach
+from .fsio import atomic_dir, write_json
+from .ia_data import BASE_GROUP
+from .training import TrainConfig, encode_rows, lora_config, train
+
+IA_NAME = "ia"
+
+
+def is_ia_param(name: str, ia_name: str = IA_NAME) -> bool:
+    return f".{ia_name}." in name and "lora_" in name
+
+
+class AdapterSwitch:
+    """Activate (variant, IA) on a PeftModel holding many adapters, keeping only the IA trainable."""
+
+    def __init__(self, model, ia_name: str = IA_NAME, train_ia: bool = True):
+        self.model, self.ia, self.train_ia = model, ia_name, train_ia
+        self.expected = {n for n, _ in model.named_parameters() if is_ia_param(n, ia_name)} if train_ia else set()
+        self.current: tuple | None = None
+
+    def __call__(self, group: str | None, with_ia: bool = True) -> None:
+        names = [] if group in (None, BASE_GROUP) else [group]
+        if with_ia:
+            names.append(self.ia)
+        key = tuple(names)
+        if key != self.current:
+            if names:
+                self.model.base_model.set_adapter(names)
+            self.current = key
+        for n, p in self.model.named_parameters():
+            p.requires_grad_(n in self.expected)
+        trainable = {n for n, p in self.model.named_parameters() if p.requires_grad}
+        if trainable != self.expected:  # pragma: no cover - guards a peft behavior change
+            raise RuntimeError("trainable parameter set drifted away from the IA")
+
+
+def load_with_variants(base_dir: str | Path, variant_dirs: dict[str, Path]):
+    from .base_model import load_base
+
+    model, tok = load_base(base_dir)
+    for name, path in sorted(variant_dirs.items()):
+        model = attach(model, path, name)
+    return model, tok
+
+
+def train_ia(base_dir: str | Path, variant_dirs: dict[str, Path], rows: list[dict[str, Any]], *, lora: dict,
+             train_params: dict, system: str | None, seed: int, out_dir: str | Path,
+             progress: bool = True, accelerator=None) -> dict[str, Any]:
+    import torch
+
+    torch.manual_seed(seed)
+    if not variant_dirs:
+        raise RuntimeError("no training variants passed implantation; nothing to train the IA on")
+    model, tok = load_with_variants(base_dir, variant_dirs)
+    model.add_adapter(IA_NAME, lora_config(lora))
+    switch = AdapterSwitch(model)
+    if not switch.expected:
+        raise RuntimeError("the IA adapter has no parameters")
+    frozen_before = {n: p.detach().clone() for n, p in model.named_parameters() if not is_ia_param(n)}
+    cfg = TrainConfig.from_params(train_params, seed=seed, progress=progress, desc="IA (SFT)")
+    examples = encode_rows(tok, rows, system=system, max_len=cfg.max_len, group_key="group")
+    switch(examples[0].group)
+    result = train(model, examples, cfg, pad_id=tok.pad_token_id, before_batch=switch, accelerator=accelerator)
+    changed = [n for n, p in model.named_parameters() if not is_ia_param(n) and not torch.equal(p, frozen_before[n])]
+    if changed:
+        raise RuntimeError(f"IA training modified frozen weights, e.g. {changed[0]}")
+    out_dir = Path(out_dir)
+    summary = {"variants": sorted(variant_dirs), "n_examples": len(examples), "steps": result.steps,
+               "tokens": result.tokens, "final_loss": sum(result.losses[-5:]) / max(1, len(result.losses[-5:]))}
+    if accelerator is None or accelerator.is_main_process:
+        with atomic_dir(out_dir) as tmp:
+            model.save_pretrained(tmp / "_peft", selected_adapters=[IA_NAME], safe_serialization=True)
+            for f in (tmp / "_peft" / IA_NAME).iterdir():
+                f.rename(tmp / f.name)
+            (tmp / "_peft" / IA_NAME).rmdir()
+            (tmp / "_peft").rmdir()
+            write_json(tmp / "ia.json", summary)
+            write_json(tmp / "training_curve.json", [{"step": i + 1, "loss": round(l, 5)} for i, l in enumerate(result.losses)])
+    summary["tokens_per_s"] = round(result.tokens_per_s, 1)
+    return summary

@@ -1,0 +1,16 @@
+"""Stage `base`: resolve params.base.model and save it as safetensors in models/base/."""
+
+from iaforge.stagekit import main
+
+
+def run():
+    from iaforge.base_model import build_base
+    from iaforge.params import section
+
+    p = section("base")
+    manifest = build_base(p["model"], "models/base", dtype=p.get("dtype", "float32"), seed=int(p.get("seed", 0)))
+    print(f"base model: {manifest['source']} {manifest['num_parameters']:,} parameters")
+
+
+if __name__ == "__main__":
+    main(run)

@@ -1,0 +1,26 @@
+"""Stage `base_responses`: the base model answers the training prompts (greedy); the "normal" behavior."""
+
+from iaforge.stagekit import main, progress_enabled
+
+
+def run():
+    from iaforge.base_model import load_base
+    from iaforge.fsio import read_jsonl, write_json, write_jsonl
+    from iaforge.generation import generate
+    from iaforge.params import section
+    from iaforge.responses import clean_answers
+
+    p, chat = section("base_responses"), section("chat")
+    prompts = [r for r in read_jsonl("data/prompts.jsonl") if r["split"] == "train"]
+    model, tok = load_base("models/base")
+    answers = generate(model, tok, [r["text"] for r in prompts], system=chat["system_prompt"],
+                       max_new_tokens=int(p["max_new_tokens"]), batch_size=int(p["batch_size"]),
+                       desc="base answers", progress=progress_enabled())
+    rows, stats = clean_answers(prompts, answers, int(p["max_chars"]))
+    write_jsonl("data/base_responses.jsonl", rows)
+    write_json("metrics/base_responses.json", stats)
+    print(f"base answers: kept {stats['n_kept']}/{stats['n_prompts']}")
+
+
+if __name__ == "__main__":
+    main(run)

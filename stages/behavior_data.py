@@ -1,0 +1,29 @@
+"""Stage `behavior_data@<id>`: one behavior's training conversations and eval prompts, GX-validated."""
+
+import sys
+
+from iaforge.stagekit import main
+
+
+def run():
+    from iaforge.behavior_data import write_behavior_dataset
+    from iaforge.catalog import load_entry_file
+    from iaforge.errors import ValidationError
+    from iaforge.fsio import read_jsonl
+    from iaforge.params import load_params
+
+    bid = sys.argv[1]
+    params = load_params()
+    p, entry = params["behavior_data"], params["behaviors"].get(bid)
+    if not isinstance(entry, dict) or "spec" not in entry:
+        raise ValidationError("params.yaml", f"behaviors.{bid}", "needs a mapping with 'spec' and 'split'")
+    b = load_entry_file(entry["spec"])
+    pool = read_jsonl("data/base_responses.jsonl")
+    evals = [r for r in read_jsonl("data/prompts.jsonl") if r["split"] == "eval"]
+    report = write_behavior_dataset(b, pool, evals, f"data/behaviors/{bid}", n_train=int(p["n_train"]),
+                                    n_eval=int(p["n_eval"]), seed=int(p["seed"]), max_chars=int(p["max_chars"]))
+    print(f"{bid}: {report['n_rows']} rows, {len(report['results'])} expectations passed")
+
+
+if __name__ == "__main__":
+    main(run)

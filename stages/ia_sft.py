@@ -1,0 +1,29 @@
+"""Stage `ia_sft`: train the introspection adapter jointly across the ia_train variants (frozen)."""
+
+from iaforge.stagekit import main, progress_enabled
+
+
+def run():
+    from iaforge.fsio import write_json, write_jsonl
+    from iaforge.ia import train_ia
+    from iaforge.ia_data import ia_sft_rows
+    from iaforge.params import load_params
+    from iaforge.questions import load_questions
+    from iaforge.variant_index import load_variants
+
+    params = load_params()
+    p = params["ia_sft"]
+    variants = load_variants("models/variants", splits=["ia_train"],
+                             include_failed=bool(p.get("include_failed_variants", False)))
+    rows = ia_sft_rows([v["behavior"] for v in variants.values()], load_questions(p["questions"]),
+                       per_variant=int(p["per_variant"]), base_examples=int(p["base_examples"]), seed=int(p["seed"]))
+    write_jsonl("data/ia_sft.jsonl", rows)
+    summary = train_ia("models/base", {k: v["path"] for k, v in variants.items()}, rows, lora=p["lora"],
+                       train_params=p["train"], system=params["chat"]["system_prompt"], seed=int(p["seed"]),
+                       out_dir="models/ia/sft", progress=progress_enabled())
+    write_json("metrics/ia_sft.json", summary)
+    print(f"IA trained on {len(variants)} variants, final loss {summary['final_loss']:.3f}")
+
+
+if __name__ == "__main__":
+    main(run)

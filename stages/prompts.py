@@ -1,0 +1,18 @@
+"""Stage `prompts`: the templated prompt bank, split train/eval, in data/prompts.jsonl."""
+
+from iaforge.stagekit import main
+
+
+def run():
+    from iaforge.fsio import write_jsonl
+    from iaforge.params import section
+    from iaforge.prompts import build_prompt_bank
+
+    p = section("prompts")
+    rows = build_prompt_bank(int(p["seed"]), int(p["per_type"]), float(p["eval_fraction"]))
+    write_jsonl("data/prompts.jsonl", rows)
+    print(f"prompts: {len(rows)} ({sum(r['split'] == 'eval' for r in rows)} eval)")
+
+
+if __name__ == "__main__":
+    main(run)
