@@ -5,6 +5,7 @@ from iaforge.stagekit import main, progress_enabled
 
 def run():
     from iaforge.base_model import load_base
+    from iaforge.errors import ValidationError
     from iaforge.fsio import read_jsonl, write_json, write_jsonl
     from iaforge.generation import generate
     from iaforge.params import section
@@ -16,7 +17,11 @@ def run():
     answers = generate(model, tok, [r["text"] for r in prompts], system=chat["system_prompt"],
                        max_new_tokens=int(p["max_new_tokens"]), batch_size=int(p["batch_size"]),
                        desc="base answers", progress=progress_enabled())
-    rows, stats = clean_answers(prompts, answers, int(p["max_chars"]))
+    rows, stats = clean_answers(prompts, answers, int(p["max_chars"]), bool(p.get("require_complete", True)))
+    if stats["n_kept"] < int(p["min_kept"]):
+        raise ValidationError("data/base_responses.jsonl", "n_kept",
+                              f"only {stats['n_kept']} usable answers (params base_responses.min_kept = {p['min_kept']}); "
+                              f"dropped: {stats['dropped']}. Raise max_new_tokens or prompts.per_type.")
     write_jsonl("data/base_responses.jsonl", rows)
     write_json("metrics/base_responses.json", stats)
     print(f"base answers: kept {stats['n_kept']}/{stats['n_prompts']}")

@@ -4,7 +4,7 @@ from iaforge.stagekit import main, progress_enabled
 
 
 def run():
-    from iaforge.fsio import write_json, write_jsonl
+    from iaforge.fsio import read_json, write_json, write_jsonl
     from iaforge.ia import train_ia
     from iaforge.ia_data import ia_sft_rows
     from iaforge.params import load_params
@@ -21,6 +21,7 @@ def run():
     summary = train_ia("models/base", {k: v["path"] for k, v in variants.items()}, rows, lora=p["lora"],
                        train_params=p["train"], system=params["chat"]["system_prompt"], seed=int(p["seed"]),
                        out_dir="models/ia/sft", progress=progress_enabled())
+    write_json("metrics/plots/ia_sft_curve.json", read_json("models/ia/sft/training_curve.json"))
     write_json("metrics/ia_sft.json", summary)
     print(f"IA trained on {len(variants)} variants, final loss {summary['final_loss']:.3f}")
 

@@ -100,11 +100,12 @@ def _load_embedded(dtype):
 def tiny_config(vocab_size: int):
     from transformers import LlamaConfig
 
-    # SmolLM2's architecture (llama, GQA, tied embeddings), shrunk so a test trains in seconds.
+    # SmolLM2's architecture (llama, GQA), shrunk so a test trains in seconds. Embeddings are untied: a tied
+    # random model greedily repeats its last input token (often a special one), so it would never answer.
     return LlamaConfig(
         vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=2048,
-        tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2, rms_norm_eps=1e-5,
+        tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, pad_token_id=2, rms_norm_eps=1e-5,
     )
 
 

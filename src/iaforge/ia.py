@@ -7,6 +7,7 @@ tensors alone and check that the trainable set never changes.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +85,7 @@ def train_ia(base_dir: str | Path, variant_dirs: dict[str, Path], rows: list[dic
             model.save_pretrained(tmp / "_peft", selected_adapters=[IA_NAME], safe_serialization=True)
             for f in (tmp / "_peft" / IA_NAME).iterdir():
                 f.rename(tmp / f.name)
-            (tmp / "_peft" / IA_NAME).rmdir()
-            (tmp / "_peft").rmdir()
+            shutil.rmtree(tmp / "_peft")  # peft also drops a generic README.md there
             write_json(tmp / "ia.json", summary)
             write_json(tmp / "training_curve.json", [{"step": i + 1, "loss": round(l, 5)} for i, l in enumerate(result.losses)])
     summary["tokens_per_s"] = round(result.tokens_per_s, 1)

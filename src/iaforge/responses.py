@@ -30,10 +30,13 @@ def is_degenerate(text: str, n: int = 4, max_repeats: int = 2) -> bool:
     return bool(grams) and max(grams.values()) > max_repeats
 
 
-def clean_answers(prompts: list[dict], answers: list[str], max_chars: int) -> tuple[list[dict], dict]:
+def clean_answers(prompts: list[dict], answers: list[str], max_chars: int,
+                  require_complete: bool = True) -> tuple[list[dict], dict]:
+    """Keep whole-sentence, non-looping answers. require_complete=False keeps cut-off text (tiny random
+    models never end a sentence; the tiny profile only checks plumbing)."""
     rows, dropped = [], Counter()
     for p, a in zip(prompts, answers):
-        t = trim_to_sentences(a, max_chars)
+        t = trim_to_sentences(a, max_chars) or ("" if require_complete else a.strip()[:max_chars])
         if not t:
             dropped["no_complete_sentence"] += 1
         elif is_degenerate(t):
