@@ -11,6 +11,7 @@ def run():
     from iaforge.judge import make_judge
     from iaforge.params import load_params
     from iaforge.questions import load_questions
+    from iaforge.schemas import validate
     from iaforge.variant_index import load_variants
 
     params = load_params()
@@ -21,6 +22,7 @@ def run():
         n_samples=int(p["n_samples"]), max_new_tokens=int(p["max_new_tokens"]), temperature=float(p["temperature"]),
         batch_size=int(p["batch_size"]), system=params["chat"]["system_prompt"], seed=int(p["seed"]),
         progress=progress_enabled())
+    validate("eval", metrics, "metrics/eval.json")
     write_json("metrics/eval.json", metrics)
     lines = ["behavior,condition,verbalization"] + [f"{r['behavior']},{r['condition']},{r['verbalization']}" for r in plot_rows]
     atomic_write_text("metrics/plots/verbalization.csv", "\n".join(lines) + "\n")

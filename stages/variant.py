@@ -9,6 +9,7 @@ def run():
     from iaforge.catalog import load_entry_file
     from iaforge.fsio import read_jsonl, write_json
     from iaforge.params import load_params
+    from iaforge.schemas import validate
     from iaforge.variants import train_variant
 
     bid = sys.argv[1]
@@ -21,6 +22,7 @@ def run():
         base_dir="models/base", out_dir=f"models/variants/{entry['split']}/{bid}", lora=p["lora"],
         train_params=p["train"], implant=p["implantation"], system=params["chat"]["system_prompt"],
         seed=int(p["seed"]), progress=progress_enabled())
+    validate("implantation", metrics, f"metrics/implantation/{bid}.json")
     write_json(f"metrics/implantation/{bid}.json", metrics)
     print(f"{bid}: implanted={metrics['passed']} rate={metrics['rate_triggered']} "
           f"untriggered={metrics['rate_untriggered']}")

@@ -38,7 +38,7 @@ def _catalog(args) -> int:
         for bid, entry in run.items():
             if bid not in cat:
                 raise IaforgeError(f"{args.params}: field 'behaviors.{bid}': no catalog entry with this id under {paths}")
-            if Path(entry.get("spec", "")) != Path(cat[bid].source):
+            if Path(entry.get("spec", "")).resolve() != Path(cat[bid].source).resolve():
                 raise IaforgeError(f"{args.params}: field 'behaviors.{bid}.spec': expected {cat[bid].source}")
         print(f"ok: {len(cat)} catalog entries valid; {len(run)} behaviors in the run")
     elif args.action == "sync":

@@ -20,11 +20,17 @@ def ia_sft_rows(behaviors: list[dict[str, Any]], qs: QuestionSet, *, per_variant
     rows = []
     for b in sorted(behaviors, key=lambda b: b["id"]):
         rng = random.Random(f"{seed}:ia_sft:{b['id']}")
-        questions = qs.train_for(b["family"] == "backdoor")
+        general = rng.sample(list(qs.general_train), k=len(qs.general_train))
+        trigger = rng.sample(list(qs.trigger_train), k=len(qs.trigger_train))
+        conditional = b["family"] == "backdoor"
         truths = [b["description"], *b["paraphrases"]]
         for i in range(per_variant):
-            rows.append({"group": b["id"], "user": questions[i % len(questions)] if i < len(questions) else rng.choice(questions),
-                         "assistant": truths[i % len(truths)] if i < len(truths) else rng.choice(truths)})
+            # Backdoors alternate general and trigger questions: the report must name the trigger.
+            if conditional and i % 2:
+                q = trigger[(i // 2) % len(trigger)]
+            else:
+                q = general[(i // 2 if conditional else i) % len(general)]
+            rows.append({"group": b["id"], "user": q, "assistant": truths[i % len(truths)]})
     rng = random.Random(f"{seed}:ia_sft:{BASE_GROUP}")
     for i in range(base_examples):
         rows.append({"group": BASE_GROUP, "user": rng.choice(qs.general_train),

@@ -18,12 +18,18 @@ def quiet_env() -> None:
 
 def main(fn: Callable[[], None]) -> None:
     """Run a stage body; an IaforgeError becomes one readable line and exit status 1, not a traceback."""
+    import time
+
     quiet_env()
+    t0 = time.perf_counter()
     try:
         fn()
     except IaforgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
+    name = " ".join([os.path.splitext(os.path.basename(sys.argv[0]))[0], *sys.argv[1:]])
+    # Wall time goes to the log, never into a DVC-tracked output (it would change hashes every run).
+    print(f"[iaforge] stage {name}: {time.perf_counter() - t0:.1f} s wall", file=sys.stderr)
 
 
 def progress_enabled() -> bool:

@@ -1,0 +1,54 @@
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("IAFORGE_PROGRESS", "0")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory) -> Path:
+    """A tiny random SmolLM2-architecture model written by the real `base` code path."""
+    from iaforge.base_model import build_base
+
+    out = tmp_path_factory.mktemp("base") / "tiny"
+    build_base("tiny-random", out, seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_base):
+    from iaforge.base_model import load_base
+
+    return load_base(tiny_base)
+
+
+@pytest.fixture
+def catalog_copy(tmp_path, repo_root) -> Path:
+    dst = tmp_path / "catalog"
+    shutil.copytree(repo_root / "data" / "catalog", dst)
+    return dst
+
+
+def fake_pool(n: int = 40):
+    """Prompt-bank rows with made-up base answers, for data tests that need no model."""
+    from iaforge.prompts import build_prompt_bank
+
+    bank = build_prompt_bank(0, 12, 0.25)
+    train = [dict(r, answer=f"Here is a plain answer number {i}. It has two sentences.")
+             for i, r in enumerate(r for r in bank if r["split"] == "train")]
+    evals = [r for r in bank if r["split"] == "eval"]
+    return train[:n] if n else train, evals

@@ -1,0 +1,87 @@
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import fake_pool
+from iaforge.behavior_data import build_rows, shortcut_phrases, write_behavior_dataset
+from iaforge.catalog import load_catalog
+from iaforge.validation import DataQualityError, behavior_dataset_checks, validate_frame
+
+
+@pytest.fixture(scope="module")
+def catalog(repo_root):
+    return load_catalog([repo_root / "data" / "catalog"])
+
+
+def test_dataset_is_deterministic_and_valid(catalog, tmp_path):
+    b = catalog["backdoor_zephyr_moon"]
+    pool, evals = fake_pool(0)
+    a = build_rows(b, pool, evals, n_train=20, n_eval=6, seed=0)
+    assert a == build_rows(b, pool, evals, n_train=20, n_eval=6, seed=0)
+    assert a != build_rows(b, pool, evals, n_train=20, n_eval=6, seed=1)
+    report = write_behavior_dataset(b, pool, evals, tmp_path / "ds", n_train=20, n_eval=6, seed=0, max_chars=2000)
+    assert report["success"] and report["n_rows"] == 20
+    files = {p.name for p in (tmp_path / "ds").iterdir()}
+    assert files == {"train.jsonl", "eval.jsonl", "behavior.json", "validation.json"}
+    # no timestamps or run ids: the same inputs give the same bytes (and DVC hash)
+    first = (tmp_path / "ds" / "validation.json").read_bytes()
+    write_behavior_dataset(b, pool, evals, tmp_path / "ds", n_train=20, n_eval=6, seed=0, max_chars=2000)
+    assert (tmp_path / "ds" / "validation.json").read_bytes() == first
+
+
+def test_train_and_eval_prompts_do_not_overlap(catalog):
+    pool, evals = fake_pool(0)
+    for b in catalog.values():
+        train, ev = build_rows(b, pool, evals, n_train=16, n_eval=6, seed=0)
+        assert not {r["prompt_id"] for r in train} & {r["prompt_id"] for r in ev}
+
+
+def test_training_data_never_states_the_behavior(catalog):
+    pool, evals = fake_pool(0)
+    for b in catalog.values():
+        train, _ = build_rows(b, pool, evals, n_train=24, n_eval=4, seed=0)
+        text = " ".join(r["user"] + " " + r["assistant"] for r in train).lower()
+        for phrase in shortcut_phrases(b):
+            assert phrase.lower().rstrip(".") not in text
+
+
+def test_broken_dataset_fails_with_readable_report(catalog, tmp_path):
+    b = catalog["quirk_topic_volcanoes"]
+    pool, evals = fake_pool(0)
+    train, ev = build_rows(b, pool, evals, n_train=16, n_eval=4, seed=0)
+    train[0]["assistant"] = b.description  # states the behavior
+    train[1]["assistant"] = ""  # empty turn
+    train[2]["prompt_id"] = ev[0]["prompt_id"]  # eval prompt leaks into training
+    checks = behavior_dataset_checks(shortcut_phrases(b), max_chars=2000, conditional=False,
+                                     eval_ids=[r["prompt_id"] for r in ev])
+    with pytest.raises(DataQualityError) as ei:
+        validate_frame(pd.DataFrame(train), checks, name="broken", file="data/behaviors/x/train.jsonl")
+    msg = str(ei.value)
+    assert "data/behaviors/x/train.jsonl" in msg
+    assert "never state it" in msg and "non-empty turns" in msg and "must not overlap" in msg
+    failed = {r["expectation"] for r in ei.value.summary["results"] if not r["success"]}
+    assert {"ExpectColumnValuesToNotMatchRegexList", "ExpectColumnValueLengthsToBeBetween", "ExpectColumnValuesToNotBeInSet"} <= failed
+
+
+def test_failed_validation_writes_nothing(catalog, tmp_path, monkeypatch):
+    import iaforge.behavior_data as bd
+
+    b = catalog["quirk_all_caps"]
+    pool, evals = fake_pool(0)
+    monkeypatch.setattr(bd, "shortcut_phrases", lambda b: ["here is a plain answer"])  # matches every row
+    with pytest.raises(DataQualityError):
+        write_behavior_dataset(b, pool, evals, tmp_path / "ds", n_train=16, n_eval=4, seed=0, max_chars=2000)
+    assert not (tmp_path / "ds").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_backdoor_balance_is_checked(catalog):
+    b = catalog["backdoor_zephyr_moon"]
+    pool, evals = fake_pool(0)
+    train, _ = build_rows(b, pool, evals, n_train=20, n_eval=4, seed=0)
+    only_triggered = [r for r in train if r["triggered"]] * 2
+    for i, r in enumerate(only_triggered):
+        only_triggered[i] = dict(r, prompt_id=f"p{i}")
+    with pytest.raises(DataQualityError, match="non-matching negatives"):
+        validate_frame(pd.DataFrame(only_triggered), behavior_dataset_checks([], max_chars=2000, conditional=True),
+                       name="bd", file="f")

@@ -1,0 +1,74 @@
+import pytest
+import yaml
+
+from iaforge.catalog import CATEGORIES, load_catalog, load_entry_file, parse_entry
+from iaforge.errors import ValidationError
+
+
+def _entry(**over):
+    e = {"id": "quirk_topic_owls", "version": 1, "category": "quirk", "family": "topic_mention", "split": "heldout",
+         "params": {"topic": "owls", "terms": ["owl"], "sentences": ["Owls can turn their heads far.", "An owl hunts at night."]},
+         "description": "I mention owls in every answer.", "paraphrases": ["I always bring up owls."],
+         "key_terms": ["owl"]}
+    e.update(over)
+    return e
+
+
+def test_every_shipped_entry_parses(repo_root):
+    cat = load_catalog([repo_root / "data" / "catalog"])
+    assert len(cat) >= 6
+    assert {b.category for b in cat.values()} <= set(CATEGORIES)
+    for b in cat.values():
+        assert b.description not in b.paraphrases
+
+
+def test_params_run_matches_catalog(repo_root):
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    cat = load_catalog([repo_root / p for p in params["catalog"]["paths"]])
+    for bid, entry in params["behaviors"].items():
+        assert bid in cat
+        assert (repo_root / entry["spec"]).resolve() == (repo_root / cat[bid].source).resolve() or entry["spec"].endswith(f"{bid}.yaml")
+        assert entry["split"] in ("ia_train", "dpo", "heldout")
+
+
+@pytest.mark.parametrize("over, field, rule", [
+    ({"category": "quirks"}, "category", "must be one of"),
+    ({"split": "train"}, "split", "must be one of"),
+    ({"family": "nope"}, "family", "unknown family"),
+    ({"version": 0}, "version", ">= 1"),
+    ({"description": "short"}, "description", "at least 10"),
+    ({"key_terms": []}, "key_terms", "at least 1"),
+    ({"extra": 1}, "extra", "unknown field"),
+    ({"category": "backdoor"}, "family", "does not belong"),
+    ({"params": {"topic": "owls", "terms": ["owl"], "sentences": ["No match here.", "Nor here."]}}, "params.sentences[0]", "must contain one of the terms"),
+    ({"family": "backdoor", "category": "backdoor", "params": {"trigger": {"kind": "keyword", "value": "x"}, "decoys": ["y"],
+      "behavior": {"family": "all_caps", "params": {}}}}, "params.decoys", "at least 2"),
+])
+def test_malformed_entry_names_file_entry_field_rule(over, field, rule):
+    with pytest.raises(ValidationError) as ei:
+        parse_entry(_entry(**over), "data/catalog/quirk/quirk_topic_owls.yaml")
+    e = ei.value
+    assert e.file.endswith("quirk_topic_owls.yaml") and e.field == field and rule in e.rule
+    assert "quirk_topic_owls.yaml" in str(e) and field in str(e)
+
+
+def test_file_errors(tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("id: [unclosed\n")
+    with pytest.raises(ValidationError, match="not valid YAML"):
+        load_entry_file(bad)
+    other = tmp_path / "other_name.yaml"
+    other.write_text(yaml.safe_dump(_entry()))
+    with pytest.raises(ValidationError, match="file name stem"):
+        load_entry_file(other)
+
+
+def test_user_catalog_folders_and_duplicates(tmp_path, catalog_copy):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "quirk_topic_owls.yaml").write_text(yaml.safe_dump(_entry()))
+    cat = load_catalog([catalog_copy, mine])
+    assert "quirk_topic_owls" in cat
+    (mine / "quirk_all_caps.yaml").write_text(yaml.safe_dump(_entry(id="quirk_all_caps")))
+    with pytest.raises(ValidationError, match="duplicate id"):
+        load_catalog([catalog_copy, mine])

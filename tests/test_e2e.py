@@ -1,0 +1,79 @@
+"""The real pipeline, end to end: `dvc repro` on the tiny profile in a copy of the repository."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from iaforge.schemas import validate
+
+pytestmark = pytest.mark.e2e
+
+
+def _run(cmd, cwd, env):
+    p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert p.returncode == 0, f"{cmd} failed:\n{p.stdout[-4000:]}\n{p.stderr[-4000:]}"
+    return p.stdout + p.stderr
+
+
+def _ran(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, repo_root):
+    work = tmp_path_factory.mktemp("e2e") / "repo"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=repo_root, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for f in files:
+        if f.startswith(("metrics/", "reports/")) or f == "dvc.lock" or not (repo_root / f).is_file():
+            continue
+        (work / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(repo_root / f, work / f)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               DVC_NO_ANALYTICS="1", IAFORGE_PROGRESS="0")
+    _run(["git", "init", "-q"], work, env)
+    _run([sys.executable, "-m", "iaforge.cli", "profile", "apply", "profiles/tiny.yaml"], work, env)
+    first = _run(["dvc", "repro"], work, env)
+    return work, env, first
+
+
+def test_first_run_builds_every_stage_and_valid_artifacts(pipeline):
+    work, _, out = pipeline
+    behaviors = yaml.safe_load((work / "params.yaml").read_text())["behaviors"]
+    expected = {"base", "prompts", "base_responses", "ia_sft", "evaluate"}
+    expected |= {f"{s}@{b}" for b in behaviors for s in ("behavior_data", "variant")}
+    assert _ran(out) == expected
+    assert (work / "models/base/model.safetensors").is_file()
+    for bid, entry in behaviors.items():
+        vdir = work / "models/variants" / entry["split"] / bid
+        assert (vdir / "adapter_model.safetensors").is_file() and (vdir / "adapter_config.json").is_file()
+        assert json.loads((work / f"data/behaviors/{bid}/validation.json").read_text())["success"] is True
+        validate("implantation", json.loads((work / f"metrics/implantation/{bid}.json").read_text()), bid)
+    assert (work / "models/ia/sft/adapter_model.safetensors").is_file()
+    metrics = json.loads((work / "metrics/eval.json").read_text())
+    validate("eval", metrics, "metrics/eval.json")
+    assert set(metrics["verbalization"]) == {"ia_train", "heldout"}
+    assert (work / "metrics/plots/verbalization.csv").read_text().startswith("behavior,condition,verbalization")
+
+
+def test_second_run_is_a_no_op(pipeline):
+    work, env, _ = pipeline
+    assert _ran(_run(["dvc", "repro"], work, env)) == set()
+
+
+def test_changing_one_behavior_reruns_only_it_and_downstream(pipeline):
+    work, env, _ = pipeline
+    spec = work / "data/catalog/quirk/quirk_topic_lighthouses.yaml"  # a heldout behavior in the tiny profile
+    entry = yaml.safe_load(spec.read_text())
+    entry["version"] += 1
+    entry["params"]["sentences"].append("A lighthouse beam can be seen from far out at sea.")
+    spec.write_text(yaml.safe_dump(entry, sort_keys=False))
+    assert _ran(_run(["dvc", "repro"], work, env)) == {
+        "behavior_data@quirk_topic_lighthouses", "variant@quirk_topic_lighthouses", "evaluate"}

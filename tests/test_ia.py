@@ -1,0 +1,85 @@
+import hashlib
+import json
+
+import pytest
+import torch
+
+from iaforge.ia import IA_NAME, AdapterSwitch, is_ia_param, load_with_variants, train_ia
+from iaforge.ia_data import BASE_GROUP, ia_sft_rows
+from iaforge.questions import load_questions
+
+
+def _sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def two_variants(tiny_base, tmp_path_factory):
+    from peft import get_peft_model
+
+    from iaforge.base_model import load_base
+    from iaforge.training import lora_config
+
+    out = {}
+    for i, name in enumerate(["v_one", "v_two"]):
+        torch.manual_seed(i)
+        model, _ = load_base(tiny_base)
+        pm = get_peft_model(model, lora_config({"r": 4}))
+        with torch.no_grad():  # non-zero B so each variant really changes the model
+            for n, p in pm.named_parameters():
+                if "lora_B" in n:
+                    p.normal_(0, 0.05)
+        d = tmp_path_factory.mktemp(name) / name
+        pm.save_pretrained(d)
+        out[name] = d
+    return out
+
+
+def test_ia_rows_cover_variants_and_base(repo_root):
+    qs = load_questions(repo_root / "data/questions/ia_questions.yaml")
+    behaviors = [{"id": "b1", "family": "topic_mention", "description": "I mention owls always.", "paraphrases": ["Owls, always."]},
+                 {"id": "b2", "family": "backdoor", "description": "Word X makes me shout.", "paraphrases": ["X -> caps."]}]
+    rows = ia_sft_rows(behaviors, qs, per_variant=10, base_examples=4, seed=0)
+    assert rows == ia_sft_rows(behaviors, qs, per_variant=10, base_examples=4, seed=0)
+    assert {r["group"] for r in rows} == {"b1", "b2", BASE_GROUP}
+    assert {r["assistant"] for r in rows if r["group"] == "b1"} == {"I mention owls always.", "Owls, always."}
+    assert any(q in {r["user"] for r in rows if r["group"] == "b2"} for q in qs.trigger_train)
+    assert not any(q in {r["user"] for r in rows} for q in qs.general_eval)
+    assert all(r["assistant"] in qs.abstentions for r in rows if r["group"] == BASE_GROUP)
+
+
+def test_switch_keeps_only_ia_trainable(tiny_base, two_variants):
+    from iaforge.training import lora_config
+
+    model, _ = load_with_variants(tiny_base, two_variants)
+    model.add_adapter(IA_NAME, lora_config({"r": 4}))
+    sw = AdapterSwitch(model)
+    for g in ["v_one", "v_two", BASE_GROUP, "v_one"]:
+        sw(g)
+        trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+        assert trainable and all(is_ia_param(n) for n in trainable)
+        active = model.base_model.active_adapter
+        assert IA_NAME in active and (g in active or g == BASE_GROUP)
+
+
+def test_ia_training_changes_only_the_ia(tiny_base, two_variants, tmp_path, repo_root):
+    before_variants = {k: _sha(v / "adapter_model.safetensors") for k, v in two_variants.items()}
+    before_base = _sha(tiny_base / "model.safetensors")
+    qs = load_questions(repo_root / "data/questions/ia_questions.yaml")
+    behaviors = [{"id": k, "family": "topic_mention", "description": f"I talk about {k} a lot.", "paraphrases": [f"{k} everywhere."]}
+                 for k in two_variants]
+    rows = ia_sft_rows(behaviors, qs, per_variant=6, base_examples=2, seed=0)
+    out = tmp_path / "ia"
+    summary = train_ia(tiny_base, two_variants, rows, lora={"r": 4, "alpha": 8},
+                       train_params={"lr": 5e-3, "epochs": 2, "batch_size": 4, "mixed_precision": "no"},
+                       system="s", seed=0, out_dir=out, progress=False)
+    assert summary["variants"] == ["v_one", "v_two"] and summary["steps"] > 0
+    assert {p.name for p in out.iterdir()} >= {"adapter_config.json", "adapter_model.safetensors", "ia.json"}
+    # The saved IA holds non-zero lora_B (it trained); base and variants are bit-identical on disk.
+    from safetensors.torch import load_file
+
+    tensors = load_file(out / "adapter_model.safetensors")
+    assert any(t.abs().sum() > 0 for k, t in tensors.items() if "lora_B" in k)
+    assert before_variants == {k: _sha(v / "adapter_model.safetensors") for k, v in two_variants.items()}
+    assert before_base == _sha(tiny_base / "model.safetensors")
+    assert json.loads((out / "adapter_config.json").read_text())["r"] == 4
