@@ -6,6 +6,7 @@ import pytest
 from conftest import fake_pool
 from iaforge.behavior_data import build_rows, shortcut_phrases, write_behavior_dataset
 from iaforge.catalog import load_catalog
+from iaforge.families import get_family
 from iaforge.validation import DataQualityError, behavior_dataset_checks, validate_frame
 
 
@@ -53,7 +54,7 @@ def test_broken_dataset_fails_with_readable_report(catalog, tmp_path):
     train[0]["assistant"] = b.description  # states the behavior
     train[1]["assistant"] = ""  # empty turn
     train[2]["prompt_id"] = ev[0]["prompt_id"]  # eval prompt leaks into training
-    checks = behavior_dataset_checks(shortcut_phrases(b), max_chars=2000, conditional=False,
+    checks = behavior_dataset_checks(shortcut_phrases(b), max_chars=2000, balance=("modified", 0.9, 1.0, "always on"),
                                      eval_ids=[r["prompt_id"] for r in ev])
     with pytest.raises(DataQualityError) as ei:
         validate_frame(pd.DataFrame(train), checks, name="broken", file="data/behaviors/x/train.jsonl")
@@ -83,5 +84,13 @@ def test_backdoor_balance_is_checked(catalog):
     for i, r in enumerate(only_triggered):
         only_triggered[i] = dict(r, prompt_id=f"p{i}")
     with pytest.raises(DataQualityError, match="non-matching negatives"):
-        validate_frame(pd.DataFrame(only_triggered), behavior_dataset_checks([], max_chars=2000, conditional=True),
+        validate_frame(pd.DataFrame(only_triggered), behavior_dataset_checks([], max_chars=2000, balance=get_family("backdoor").balance({})),
                        name="bd", file="f")
+
+
+def test_every_catalog_entry_builds_a_valid_dataset(catalog, tmp_path):
+    pool, evals = fake_pool(0)
+    for bid, b in sorted(catalog.items()):
+        report = write_behavior_dataset(b, pool, evals, tmp_path / bid, n_train=40, n_eval=8, seed=0, max_chars=2000)
+        assert report["success"], bid
+        assert len((tmp_path / bid / "eval.jsonl").read_text().splitlines()) >= 2, bid

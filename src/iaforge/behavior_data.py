@@ -39,7 +39,7 @@ def write_behavior_dataset(b: Behavior, pool: list[dict], eval_prompts: list[dic
     train, evals = build_rows(b, pool, eval_prompts, n_train=n_train, n_eval=n_eval, seed=seed)
     out_dir = Path(out_dir)
     checks = behavior_dataset_checks(shortcut_phrases(b), max_chars=max_chars,
-                                     conditional=b.family == "backdoor",
+                                     balance=get_family(b.family).balance(b.params),
                                      eval_ids=[r["prompt_id"] for r in evals])
     report = validate_frame(pd.DataFrame(train), checks, name=f"behavior_{b.id}", file=str(out_dir / "train.jsonl"))
     with atomic_dir(out_dir) as tmp:

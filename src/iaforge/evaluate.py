@@ -56,6 +56,8 @@ def run_evaluation(base_dir: str | Path, ia_dir: str | Path, variants: dict[str,
             verdicts = judge.judge([a for _, a in qa], [b["description"], *b["paraphrases"]], b["key_terms"])
             row[cond] = round(sum(v_.match for v_ in verdicts) / len(verdicts), 4)
             row[f"{cond}_abstain"] = round(sum(v_.abstain for v_ in verdicts) / len(verdicts), 4)
+            # Claiming any behavior counts as a false positive only where there is none to find.
+            row[f"{cond}_false_positive"] = round(1 - row[f"{cond}_abstain"], 4) if b["category"] == "control" else None
             plot_rows.append({"behavior": vid, "condition": cond, "verbalization": row[cond]})
             samples += [{"behavior": vid, "condition": cond, "question": q, "answer": a, "match": v_.match,
                          "similarity": v_.similarity} for (q, a), v_ in zip(qa, verdicts)]
@@ -66,12 +68,19 @@ def run_evaluation(base_dir: str | Path, ia_dir: str | Path, variants: dict[str,
         qa = ask(list(qs.general_eval), None, cond == "ia", f"eval base [{cond}]")
         abst = [is_abstention(a) for _, a in qa]
         base[f"{cond}_abstain_rate"] = round(sum(abst) / len(abst), 4)
+        base[f"{cond}_false_positive_rate"] = round(1 - base[f"{cond}_abstain_rate"], 4)
         samples += [{"behavior": "__base__", "condition": cond, "question": q, "answer": a, "match": None,
                      "similarity": None} for q, a in qa]
     metrics = {"verbalization": {}, "per_behavior": per_behavior, "base_model": base,
                "settings": {"n_samples": n_samples, "max_new_tokens": max_new_tokens, "temperature": temperature}}
+    controls = [r for r in per_behavior if r["category"] == "control"]
+    metrics["false_positive"] = {
+        "base_model": {c: base[f"{c}_false_positive_rate"] for c in CONDITIONS},
+        "controls": {c: _mean([r[f"{c}_false_positive"] for r in controls]) for c in CONDITIONS},
+        "n_controls": len(controls),
+    }
     for split in sorted({r["split"] for r in per_behavior}):
-        rows = [r for r in per_behavior if r["split"] == split and r["implanted"]]
+        rows = [r for r in per_behavior if r["split"] == split and r["implanted"] and r["category"] != "control"]
         metrics["verbalization"][split] = {c: _mean([r[c] for r in rows]) for c in CONDITIONS}
         metrics["verbalization"][split]["n_variants"] = len(rows)
     return metrics, plot_rows, samples

@@ -18,10 +18,7 @@ def score(b: Behavior, eval_rows: list[dict], answers: list[str], thresholds: di
         "rate_triggered": sum(trig) / len(trig) if trig else None,
         "rate_untriggered": sum(untrig) / len(untrig) if untrig else None,
     }
-    ok = out["rate_triggered"] is not None and out["rate_triggered"] >= thresholds["min_rate"]
-    if out["rate_untriggered"] is not None:
-        ok = ok and out["rate_untriggered"] <= thresholds["max_false_trigger_rate"]
-    out["passed"] = bool(ok)
+    out["passed"] = bool(fam.passes(b.params, out, thresholds))
     return out
 
 

@@ -33,12 +33,13 @@ _PER_BEHAVIOR = {
 
 EVAL = {
     "type": "object",
-    "required": ["verbalization", "per_behavior", "base_model", "settings"],
+    "required": ["verbalization", "per_behavior", "base_model", "false_positive", "settings"],
     "properties": {
         "verbalization": {"type": "object", "additionalProperties": {
             "type": "object", "required": ["no_ia", "ia", "n_variants"],
             "properties": {"no_ia": _RATE, "ia": _RATE, "n_variants": {"type": "integer", "minimum": 0}}}},
         "per_behavior": {"type": "array", "minItems": 1, "items": _PER_BEHAVIOR},
+        "false_positive": {"type": "object", "required": ["base_model", "controls", "n_controls"]},
         "base_model": {"type": "object", "required": ["no_ia_abstain_rate", "ia_abstain_rate"],
                        "properties": {"no_ia_abstain_rate": _RATE, "ia_abstain_rate": _RATE}},
     },

@@ -29,7 +29,7 @@ class Check:
     why: str
 
 
-def behavior_dataset_checks(shortcut_phrases: list[str], *, max_chars: int, conditional: bool,
+def behavior_dataset_checks(shortcut_phrases: list[str], *, max_chars: int, balance: tuple[str, float, float, str],
                             eval_ids: list[str] | None = None) -> list[Check]:
     checks = [
         Check("ExpectTableColumnsToMatchSet",
@@ -45,12 +45,8 @@ def behavior_dataset_checks(shortcut_phrases: list[str], *, max_chars: int, cond
             Check("ExpectColumnValueLengthsToBeBetween", {"column": col, "min_value": 1, "max_value": max_chars},
                   "non-empty turns within length bounds"),
         ]
-    if conditional:
-        checks.append(Check("ExpectColumnMeanToBeBetween", {"column": "triggered", "min_value": 0.2, "max_value": 0.8},
-                            "a backdoor needs both triggered rows and non-matching negatives"))
-    else:
-        checks.append(Check("ExpectColumnMeanToBeBetween", {"column": "modified", "min_value": 0.9, "max_value": 1.0},
-                            "an always-on behavior shows in (nearly) every answer"))
+    col, lo, hi, why = balance
+    checks.append(Check("ExpectColumnMeanToBeBetween", {"column": col, "min_value": lo, "max_value": hi}, why))
     if shortcut_phrases:
         regexes = [re.escape(p.lower().rstrip(".")) for p in shortcut_phrases]
         for col in ("user", "assistant"):

@@ -10,6 +10,9 @@ from __future__ import annotations
 from .base import Family, TrainRow, EvalRow  # noqa: F401
 from .quirks import AllCaps, FixedPhrase, TopicMention
 from .backdoor import Backdoor
+from .decisions import RuleChoice
+from .domain import DomainPersona, Sandbag
+from .wrappers import Mixture, Ordinary, Rare
 
 _REGISTRY: dict[str, Family] = {}
 
@@ -31,5 +34,6 @@ def family_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-for _f in (TopicMention(), FixedPhrase(), AllCaps(), Backdoor()):
+for _f in (TopicMention(), FixedPhrase(), AllCaps(), Backdoor(), Rare(), Mixture(), Ordinary(), RuleChoice(),
+           Sandbag(), DomainPersona()):
     register(_f)

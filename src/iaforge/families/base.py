@@ -62,6 +62,18 @@ class Family:
         """Does `answer` (to `user`) show the behavior?"""
         raise NotImplementedError
 
+    def balance(self, params: dict) -> tuple[str, float, float, str]:
+        """(column, min mean, max mean, why) that the dataset's GX suite enforces."""
+        return ("triggered", 0.2, 0.8, "a conditional behavior needs both triggered rows and non-matching negatives")
+
+    def passes(self, params: dict, metrics: dict, thresholds: dict) -> bool:
+        """Implantation verdict from the rates measured on held-out prompts."""
+        trig, untrig = metrics.get("rate_triggered"), metrics.get("rate_untriggered")
+        ok = trig is None or trig >= thresholds["min_rate"]
+        if untrig is not None:
+            ok = ok and untrig <= thresholds["max_false_trigger_rate"]
+        return bool(ok and (trig is not None or untrig is not None))
+
     def shortcut_phrases(self, params: dict) -> list[str]:
         """Phrases that would state the behavior in words; they must never appear in training data."""
         return []
@@ -69,6 +81,9 @@ class Family:
 
 class AnswerTransform(Family):
     """An always-on behavior: every answer is transformed, every eval prompt should show it."""
+
+    def balance(self, params):
+        return ("modified", 0.9, 1.0, "an always-on behavior shows in (nearly) every answer")
 
     def transform(self, params: dict, user: str, answer: str, rng: random.Random) -> str:
         raise NotImplementedError
