@@ -3,6 +3,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
@@ -52,3 +53,25 @@ def fake_pool(n: int = 40):
              for i, r in enumerate(r for r in bank if r["split"] == "train")]
     evals = [r for r in bank if r["split"] == "eval"]
     return train[:n] if n else train, evals
+
+
+@pytest.fixture(scope="session")
+def two_variants(tiny_base, tmp_path_factory):
+    from peft import get_peft_model
+
+    from iaforge.base_model import load_base
+    from iaforge.training import lora_config
+
+    out = {}
+    for i, name in enumerate(["v_one", "v_two"]):
+        torch.manual_seed(i)
+        model, _ = load_base(tiny_base)
+        pm = get_peft_model(model, lora_config({"r": 4}))
+        with torch.no_grad():  # non-zero B so each variant really changes the model
+            for n, p in pm.named_parameters():
+                if "lora_B" in n:
+                    p.normal_(0, 0.05)
+        d = tmp_path_factory.mktemp(name) / name
+        pm.save_pretrained(d)
+        out[name] = d
+    return out

@@ -77,3 +77,36 @@ def test_changing_one_behavior_reruns_only_it_and_downstream(pipeline):
     spec.write_text(yaml.safe_dump(entry, sort_keys=False))
     assert _ran(_run(["dvc", "repro"], work, env)) == {
         "behavior_data@quirk_topic_lighthouses", "variant@quirk_topic_lighthouses", "evaluate"}
+
+
+def test_corrupt_adapter_fails_cleanly_and_keeps_old_metrics(pipeline):
+    work, env, _ = pipeline
+    adapter = work / "models/variants/heldout/quirk_topic_lighthouses/adapter_model.safetensors"
+    good = adapter.read_bytes()
+    metrics_before = (work / "metrics/eval.json").read_bytes()
+    adapter.chmod(0o644)
+    adapter.write_bytes(b"\x00garbage, not safetensors")
+    try:
+        p = subprocess.run([sys.executable, "stages/evaluate.py"], cwd=work, env=env, capture_output=True, text=True)
+    finally:
+        adapter.write_bytes(good)
+    assert p.returncode == 1
+    assert "adapter_model.safetensors" in p.stderr and "not a readable safetensors" in p.stderr
+    assert "Traceback" not in p.stderr
+    assert (work / "metrics/eval.json").read_bytes() == metrics_before
+
+
+def test_malformed_catalog_entry_stops_the_pipeline_with_a_clear_error(pipeline):
+    work, env, _ = pipeline
+    spec = work / "data/catalog/quirk/quirk_topic_volcanoes.yaml"
+    good = spec.read_text()
+    spec.write_text(good.replace("category: quirk", "category: quirky"))
+    try:
+        p = subprocess.run(["dvc", "repro"], cwd=work, env=env, capture_output=True, text=True)
+    finally:
+        spec.write_text(good)
+    assert p.returncode != 0
+    err = p.stdout + p.stderr
+    assert "quirk_topic_volcanoes.yaml" in err and "'category'" in err and "must be one of" in err
+    leftovers = [q.name for q in (work / "data/behaviors").iterdir() if q.name.startswith(".")]
+    assert leftovers == [] or leftovers == [".gitignore"]

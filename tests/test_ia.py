@@ -13,28 +13,6 @@ def _sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def two_variants(tiny_base, tmp_path_factory):
-    from peft import get_peft_model
-
-    from iaforge.base_model import load_base
-    from iaforge.training import lora_config
-
-    out = {}
-    for i, name in enumerate(["v_one", "v_two"]):
-        torch.manual_seed(i)
-        model, _ = load_base(tiny_base)
-        pm = get_peft_model(model, lora_config({"r": 4}))
-        with torch.no_grad():  # non-zero B so each variant really changes the model
-            for n, p in pm.named_parameters():
-                if "lora_B" in n:
-                    p.normal_(0, 0.05)
-        d = tmp_path_factory.mktemp(name) / name
-        pm.save_pretrained(d)
-        out[name] = d
-    return out
-
-
 def test_ia_rows_cover_variants_and_base(repo_root):
     qs = load_questions(repo_root / "data/questions/ia_questions.yaml")
     behaviors = [{"id": "b1", "family": "topic_mention", "description": "I mention owls always.", "paraphrases": ["Owls, always."]},
