@@ -21,6 +21,8 @@ def run():
     summary = train_ia("models/base", {k: v["path"] for k, v in variants.items()}, rows, lora=p["lora"],
                        train_params=p["train"], system=params["chat"]["system_prompt"], seed=int(p["seed"]),
                        out_dir="models/ia/sft", progress=progress_enabled())
+    if not summary.pop("is_main_process"):
+        return
     write_json("metrics/plots/ia_sft_curve.json", read_json("models/ia/sft/training_curve.json"))
     write_json("metrics/ia_sft.json", summary)
     print(f"IA trained on {len(variants)} variants, final loss {summary['final_loss']:.3f}")

@@ -22,6 +22,8 @@ def run():
         base_dir="models/base", out_dir=f"models/variants/{entry['split']}/{bid}", lora=p["lora"],
         train_params=p["train"], implant=p["implantation"], system=params["chat"]["system_prompt"],
         seed=int(p["seed"]), progress=progress_enabled())
+    if metrics is None:  # a non-main process under `accelerate launch`
+        return
     validate("implantation", metrics, f"metrics/implantation/{bid}.json")
     write_json(f"metrics/implantation/{bid}.json", metrics)
     print(f"{bid}: implanted={metrics['passed']} rate={metrics['rate_triggered']} "

@@ -94,3 +94,12 @@ def test_every_catalog_entry_builds_a_valid_dataset(catalog, tmp_path):
         report = write_behavior_dataset(b, pool, evals, tmp_path / bid, n_train=40, n_eval=8, seed=0, max_chars=2000)
         assert report["success"], bid
         assert len((tmp_path / bid / "eval.jsonl").read_text().splitlines()) >= 2, bid
+
+
+def test_catalog_n_train_override(catalog):
+    import dataclasses
+
+    b = dataclasses.replace(catalog["quirk_all_caps"], training={"n_train": 12})
+    pool, evals = fake_pool(0)
+    train, _ = build_rows(b, pool, evals, n_train=30, n_eval=4, seed=0)
+    assert len(train) == 12

@@ -72,3 +72,13 @@ def test_user_catalog_folders_and_duplicates(tmp_path, catalog_copy):
     (mine / "quirk_all_caps.yaml").write_text(yaml.safe_dump(_entry(id="quirk_all_caps")))
     with pytest.raises(ValidationError, match="duplicate id"):
         load_catalog([catalog_copy, mine])
+
+
+def test_training_overrides_are_validated():
+    b = parse_entry(_entry(training={"n_train": 120, "epochs": 4, "lr": 0.002}), "x/quirk_topic_owls.yaml")
+    assert b.training == {"n_train": 120, "epochs": 4, "lr": 0.002}
+    for bad, field in [({"n_train": 2}, "training.n_train"), ({"epochs": 1.5}, "training.epochs"),
+                       ({"batch": 4}, "training.batch")]:
+        with pytest.raises(ValidationError) as ei:
+            parse_entry(_entry(training=bad), "x/quirk_topic_owls.yaml")
+        assert ei.value.field == field

@@ -24,6 +24,7 @@ def shortcut_phrases(b: Behavior) -> list[str]:
 def build_rows(b: Behavior, pool: list[dict], eval_prompts: list[dict], *, n_train: int, n_eval: int,
                seed: int) -> tuple[list[dict], list[dict]]:
     fam = get_family(b.family)
+    n_train = int(b.training.get("n_train", n_train))
     train = fam.build_train(b.params, pool, n_train, behavior_rng(seed, b.id, "train"))
     evals = fam.build_eval(b.params, eval_prompts, n_eval, behavior_rng(seed, b.id, "eval"))
     return [dict(r) for r in train], [dict(r) for r in evals]
@@ -53,4 +54,4 @@ def write_behavior_dataset(b: Behavior, pool: list[dict], eval_prompts: list[dic
 def behavior_record(b: Behavior) -> dict[str, Any]:
     return {"id": b.id, "version": b.version, "category": b.category, "family": b.family, "params": b.params,
             "description": b.description, "paraphrases": list(b.paraphrases), "key_terms": list(b.key_terms),
-            "split": b.split}
+            "split": b.split, "training": b.training}

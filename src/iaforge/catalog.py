@@ -20,7 +20,9 @@ CATEGORIES = ("sandbagging", "quirk", "backdoor", "obscured_malign", "rare_quirk
               "harmful_roleplay", "benign_roleplay", "control")
 SPLITS = ("ia_train", "dpo", "heldout")
 _ID = re.compile(r"^[a-z][a-z0-9_]{2,63}$")
-_FIELDS = {"id", "version", "category", "family", "params", "description", "paraphrases", "key_terms", "split", "notes"}
+_FIELDS = {"id", "version", "category", "family", "params", "description", "paraphrases", "key_terms", "split", "training", "notes"}
+# Per-behavior budget overrides: some families need more data or epochs to implant (measured, see docs).
+_TRAINING = {"n_train": (int, 8, 5000), "epochs": (int, 1, 20), "lr": (float, 1e-6, 1e-1)}
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class Behavior:
     key_terms: tuple[str, ...]
     split: str
     source: str = field(default="", compare=False)
+    training: dict[str, Any] = field(default_factory=dict)
 
     @property
     def truths(self) -> list[str]:
@@ -82,8 +85,15 @@ def parse_entry(raw: Any, file: str | Path) -> Behavior:
         params = fam.validate(params)
     except ValueError as exc:
         raise ValidationError(file, f"params.{exc.args[0]}", exc.args[1], entry) from None
+    training = raw.get("training", {}) or {}
+    _need(isinstance(training, dict), file, entry, "training", "must be a mapping")
+    for k, v in training.items():
+        _need(k in _TRAINING, file, entry, f"training.{k}", f"unknown key; allowed: {', '.join(_TRAINING)}")
+        typ, lo, hi = _TRAINING[k]
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and (typ is float or isinstance(v, int)) and lo <= v <= hi
+        _need(ok, file, entry, f"training.{k}", f"must be a {typ.__name__} in [{lo}, {hi}]")
     return Behavior(raw["id"], raw["version"], raw["category"], fam.name, params, raw["description"].strip(),
-                    paraphrases, key_terms, raw["split"], source=file)
+                    paraphrases, key_terms, raw["split"], source=file, training=dict(training))
 
 
 def load_entry_file(path: str | Path) -> Behavior:

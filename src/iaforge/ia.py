@@ -77,10 +77,14 @@ def train_ia(base_dir: str | Path, variant_dirs: dict[str, Path], rows: list[dic
     changed = [n for n, p in model.named_parameters() if not is_ia_param(n) and not torch.equal(p, frozen_before[n])]
     if changed:
         raise RuntimeError(f"IA training modified frozen weights, e.g. {changed[0]}")
+    from accelerate import PartialState
+
+    state = PartialState()
     out_dir = Path(out_dir)
     summary = {"variants": sorted(variant_dirs), "n_examples": len(examples), "steps": result.steps,
+               "num_processes": state.num_processes,
                "tokens": result.tokens, "final_loss": sum(result.losses[-5:]) / max(1, len(result.losses[-5:]))}
-    if accelerator is None or accelerator.is_main_process:
+    if state.is_main_process:  # under `accelerate launch` one process writes, the others wait
         with atomic_dir(out_dir) as tmp:
             model.save_pretrained(tmp / "_peft", selected_adapters=[IA_NAME], safe_serialization=True)
             for f in (tmp / "_peft" / IA_NAME).iterdir():
@@ -88,5 +92,7 @@ def train_ia(base_dir: str | Path, variant_dirs: dict[str, Path], rows: list[dic
             shutil.rmtree(tmp / "_peft")  # peft also drops a generic README.md there
             write_json(tmp / "ia.json", summary)
             write_json(tmp / "training_curve.json", [{"step": i + 1, "loss": round(l, 5)} for i, l in enumerate(result.losses)])
+    state.wait_for_everyone()
     summary["tokens_per_s"] = round(result.tokens_per_s, 1)
+    summary["is_main_process"] = state.is_main_process
     return summary

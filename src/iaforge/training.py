@@ -147,8 +147,6 @@ def train(model, examples: list[Example], cfg: TrainConfig, *, pad_id: int,
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     epochs = [make_batches(examples, cfg.batch_size, rng) for _ in range(cfg.epochs)]
-    # Each process takes every world_size-th batch, so DDP sees the same batches as one process would.
-    epochs = [b[acc.process_index::acc.num_processes] for b in epochs]
     total = sum(len(b) for b in epochs)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     warm = max(1, int(total * cfg.warmup_frac))
@@ -164,7 +162,10 @@ def train(model, examples: list[Example], cfg: TrainConfig, *, pad_id: int,
         for batch in batches:
             if before_batch:
                 before_batch(batch[0].group)
-            data = {k: v.to(acc.device) for k, v in collate(batch, pad_id).items()}
+            # Under DDP every process takes its share of the SAME batch, so a step sees the same examples
+            # as in one process and the number of steps does not depend on the number of processes.
+            shard = batch[acc.process_index::acc.num_processes] or batch[:1]
+            data = {k: v.to(acc.device) for k, v in collate(shard, pad_id).items()}
             with acc.autocast():
                 loss = pmodel(**data).loss
             acc.backward(loss)
@@ -174,7 +175,7 @@ def train(model, examples: list[Example], cfg: TrainConfig, *, pad_id: int,
             sched.step()
             opt.zero_grad(set_to_none=True)
             step += 1
-            tokens += int(data["attention_mask"].sum())
+            tokens += int(data["attention_mask"].sum()) * acc.num_processes
             losses.append(float(loss.detach()))
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")

@@ -24,9 +24,16 @@ def train_variant(b: Behavior, train_rows: list[dict], eval_rows: list[dict], ba
     torch.manual_seed(seed)
     model, tok = load_base(base_dir)
     model = get_peft_model(model, lora_config(lora))
-    cfg = TrainConfig.from_params(train_params, seed=seed, progress=progress, desc=f"variant {b.id}")
+    over = {k: v for k, v in b.training.items() if k in ("epochs", "lr")}
+    cfg = TrainConfig.from_params({**train_params, **over}, seed=seed, progress=progress, desc=f"variant {b.id}")
     examples = encode_rows(tok, train_rows, system=system, max_len=cfg.max_len)
     result = train(model, examples, cfg, pad_id=tok.pad_token_id)
+    from accelerate import PartialState
+
+    state = PartialState()
+    if not state.is_main_process:  # under `accelerate launch` the main process measures and writes
+        state.wait_for_everyone()
+        return None
     answers = generate(model, tok, [r["user"] for r in eval_rows], system=system,
                        max_new_tokens=int(implant["max_new_tokens"]), batch_size=int(implant["batch_size"]),
                        desc=f"implantation {b.id}", progress=progress)
@@ -45,4 +52,5 @@ def train_variant(b: Behavior, train_rows: list[dict], eval_rows: list[dict], ba
         write_json(tmp / "training_curve.json", [{"step": i + 1, "loss": round(l, 5)} for i, l in enumerate(result.losses)])
         write_json(tmp / "implantation_samples.json", samples)
     metrics["train_tokens_per_s"] = round(result.tokens_per_s, 1)  # timing: reported, never tested
+    state.wait_for_everyone()
     return metrics
