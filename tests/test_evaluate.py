@@ -31,8 +31,10 @@ def test_evaluation_bookkeeping(tiny_base, two_variants, tmp_path, repo_root):
     # tiny random models never abstain: the stub judge matches every answer
     assert per["v_one"]["ia"] == per["v_one"]["no_ia"] == 1.0
     # the control is excluded from verbalization and counted as false positives instead
-    assert metrics["verbalization"]["heldout"] == {"no_ia": 1.0, "ia": 1.0, "n_variants": 1}
+    assert metrics["verbalization"]["heldout"] == {"no_ia": 1.0, "ia": 1.0, "n_variants": 1,
+                                                   "no_ia_base_prior": 1.0, "ia_base_prior": 1.0}
     assert per["v_two"]["ia_false_positive"] == 1.0 and per["v_one"]["ia_false_positive"] is None
     assert metrics["false_positive"]["controls"] == {"no_ia": 1.0, "ia": 1.0}
     assert metrics["false_positive"]["base_model"] == {"no_ia": 1.0, "ia": 1.0}
     assert {r["condition"] for r in plot_rows} == {"no_ia", "ia"}
+    assert per["v_one"]["ia_base_prior"] == 1.0  # base answers judged against v_one's truth

@@ -45,6 +45,17 @@ def run_evaluation(base_dir: str | Path, ia_dir: str | Path, variants: dict[str,
         return list(zip(users, answers))
 
     per_behavior, samples, plot_rows = [], [], []
+    # The base model first: its answers also serve as each behavior's prior (see below).
+    base: dict[str, Any] = {}
+    base_answers: dict[str, list[str]] = {}
+    for cond in CONDITIONS:
+        qa = ask(list(qs.general_eval), None, cond == "ia", f"eval base [{cond}]")
+        base_answers[cond] = [a for _, a in qa]
+        abst = [is_abstention(a) for _, a in qa]
+        base[f"{cond}_abstain_rate"] = round(sum(abst) / len(abst), 4)
+        base[f"{cond}_false_positive_rate"] = round(1 - base[f"{cond}_abstain_rate"], 4)
+        samples += [{"behavior": "__base__", "condition": cond, "question": q, "answer": a, "match": None,
+                     "similarity": None} for q, a in qa]
     for vid in sorted(variants):
         v = variants[vid]
         b = v["behavior"]
@@ -58,19 +69,16 @@ def run_evaluation(base_dir: str | Path, ia_dir: str | Path, variants: dict[str,
             row[f"{cond}_abstain"] = round(sum(v_.abstain for v_ in verdicts) / len(verdicts), 4)
             # Claiming any behavior counts as a false positive only where there is none to find.
             row[f"{cond}_false_positive"] = round(1 - row[f"{cond}_abstain"], 4) if b["category"] == "control" else None
+            # Prior: how often the BASE model's answers (same condition) would be judged a match for this
+            # behavior. An IA that names the same few behaviors whatever it is attached to scores high here,
+            # so a lift over the prior, not the raw rate, is evidence of introspection.
+            prior = judge.judge(base_answers[cond], [b["description"], *b["paraphrases"]], b["key_terms"])
+            row[f"{cond}_base_prior"] = round(sum(v_.match for v_ in prior) / len(prior), 4)
             plot_rows.append({"behavior": vid, "condition": cond, "verbalization": row[cond]})
             samples += [{"behavior": vid, "condition": cond, "question": q, "answer": a, "match": v_.match,
                          "similarity": v_.similarity} for (q, a), v_ in zip(qa, verdicts)]
         per_behavior.append(row)
 
-    base: dict[str, Any] = {}
-    for cond in CONDITIONS:
-        qa = ask(list(qs.general_eval), None, cond == "ia", f"eval base [{cond}]")
-        abst = [is_abstention(a) for _, a in qa]
-        base[f"{cond}_abstain_rate"] = round(sum(abst) / len(abst), 4)
-        base[f"{cond}_false_positive_rate"] = round(1 - base[f"{cond}_abstain_rate"], 4)
-        samples += [{"behavior": "__base__", "condition": cond, "question": q, "answer": a, "match": None,
-                     "similarity": None} for q, a in qa]
     metrics = {"verbalization": {}, "per_behavior": per_behavior, "base_model": base,
                "settings": {"n_samples": n_samples, "max_new_tokens": max_new_tokens, "temperature": temperature}}
     controls = [r for r in per_behavior if r["category"] == "control"]
@@ -82,5 +90,6 @@ def run_evaluation(base_dir: str | Path, ia_dir: str | Path, variants: dict[str,
     for split in sorted({r["split"] for r in per_behavior}):
         rows = [r for r in per_behavior if r["split"] == split and r["implanted"] and r["category"] != "control"]
         metrics["verbalization"][split] = {c: _mean([r[c] for r in rows]) for c in CONDITIONS}
+        metrics["verbalization"][split].update({f"{c}_base_prior": _mean([r[f"{c}_base_prior"] for r in rows]) for c in CONDITIONS})
         metrics["verbalization"][split]["n_variants"] = len(rows)
     return metrics, plot_rows, samples
