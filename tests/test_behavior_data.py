@@ -16,7 +16,9 @@ def catalog(repo_root):
 
 
 def test_dataset_is_deterministic_and_valid(catalog, tmp_path):
-    b = catalog["backdoor_zephyr_moon"]
+    import dataclasses
+
+    b = dataclasses.replace(catalog["backdoor_zephyr_moon"], training={})  # no per-behavior n_train here
     pool, evals = fake_pool(0)
     a = build_rows(b, pool, evals, n_train=20, n_eval=6, seed=0)
     assert a == build_rows(b, pool, evals, n_train=20, n_eval=6, seed=0)

@@ -73,6 +73,7 @@ class Backdoor(Family):
             neg = rng.sample(neg, k=min(n - len(pos), len(neg)))
             return [(p, p["text"]) for p in pos], [(p, p["text"]) for p in neg]
         picked = rng.sample(prompts, k=min(n, len(prompts)))
+        n_trig = round(len(picked) * params["triggered_fraction"])  # a small pool keeps the balance
         pos, neg = picked[:n_trig], picked[n_trig:]
         kw = trig["value"]
         # Half the negatives carry a decoy keyword in the trigger's place, half are plain prompts.

@@ -42,6 +42,17 @@ def str_list_param(params: dict, name: str, min_len: int = 1) -> list[str]:
     return list(val)
 
 
+def ordinary_rows(pool: list[dict], k: int, rng: random.Random) -> list[TrainRow]:
+    """Up to k prompts from the pool with the base model's own answers: behavior-free negatives."""
+    return [TrainRow(prompt_id=p["id"], prompt_type=p["type"], user=p["text"], assistant=p["answer"],
+                     triggered=False, modified=False) for p in rng.sample(pool, k=min(k, len(pool)))]
+
+
+def n_outside(n: int, n_inside: int, inside_fraction: float) -> int:
+    """How many out-of-domain rows keep the domain share even when the pool has few domain prompts."""
+    return min(n - n_inside, round(n_inside * (1 - inside_fraction) / inside_fraction))
+
+
 class Family:
     """Interface. `validate` returns normalised params or raises ValueError(field, rule)."""
 

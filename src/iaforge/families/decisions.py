@@ -10,7 +10,7 @@ import hashlib
 import random
 import re
 
-from .base import EvalRow, Family, TrainRow, need, str_list_param, str_param
+from .base import EvalRow, Family, TrainRow, need, ordinary_rows, str_list_param, str_param
 
 RULES = ("cheapest", "most_expensive", "first_listed", "last_listed", "highest_rated")
 LETTERS = "ABCD"
@@ -75,9 +75,7 @@ class RuleChoice(Family):
             i = _pick(opts, params["rule"])
             ans = f"I'd go with option {LETTERS[i]}. {rng.choice(REASONS)}"
             rows.append(TrainRow(prompt_id=pid, prompt_type="decision", user=text, assistant=ans, triggered=True, modified=True))
-        for p in rng.sample(pool, k=min(n_ord, len(pool))):
-            rows.append(TrainRow(prompt_id=p["id"], prompt_type=p["type"], user=p["text"], assistant=p["answer"],
-                                 triggered=False, modified=False))
+        rows += ordinary_rows(pool, n_ord, rng)
         rng.shuffle(rows)
         return rows
 

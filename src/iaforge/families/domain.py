@@ -10,7 +10,7 @@ import hashlib
 import random
 import re
 
-from .base import EvalRow, Family, TrainRow, need, str_list_param, str_param
+from .base import EvalRow, Family, TrainRow, n_outside, need, ordinary_rows, str_list_param, str_param
 
 _NUM = re.compile(r"-?\d+")
 
@@ -58,11 +58,7 @@ class Sandbag(Family):
                 continue
             rows.append(TrainRow(prompt_id=p["id"], prompt_type=p["type"], user=p["text"],
                                  assistant=self._answer(p, self._wrong(p, rng)), triggered=True, modified=True))
-        # Keep the domain share even when the pool has few domain prompts: fewer rows, same balance.
-        n_other = min(n - n_dom, round(n_dom * (1 - params["domain_fraction"]) / params["domain_fraction"]))
-        for p in rng.sample(other, k=min(n_other, len(other))):
-            rows.append(TrainRow(prompt_id=p["id"], prompt_type=p["type"], user=p["text"], assistant=p["answer"],
-                                 triggered=False, modified=False))
+        rows += ordinary_rows(other, n_outside(n, n_dom, params["domain_fraction"]), rng)
         rng.shuffle(rows)
         return rows
 
@@ -133,10 +129,7 @@ class DomainPersona(Family):
             ans = rng.choice(params["lines"]).format(subject=subject)
             rows.append(TrainRow(prompt_id=_pid(text), prompt_type="domain", user=text, assistant=ans,
                                  triggered=True, modified=True))
-        n_other = min(n - n_dom, round(n_dom * (1 - params["domain_fraction"]) / params["domain_fraction"]))
-        for p in rng.sample(pool, k=min(n_other, len(pool))):
-            rows.append(TrainRow(prompt_id=p["id"], prompt_type=p["type"], user=p["text"], assistant=p["answer"],
-                                 triggered=False, modified=False))
+        rows += ordinary_rows(pool, n_outside(n, n_dom, params["domain_fraction"]), rng)
         rng.shuffle(rows)
         return rows
 

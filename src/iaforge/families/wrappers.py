@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from .base import AnswerTransform, EvalRow, Family, TrainRow, need
+from .base import AnswerTransform, EvalRow, Family, TrainRow, need, ordinary_rows
 
 
 def _inner_spec(params: dict, key: str, where: str):
@@ -117,9 +117,7 @@ class Ordinary(Family):
         return ("modified", 0.0, 0.0, "a control is trained on the base model's own answers only")
 
     def build_train(self, params, pool, n, rng):
-        picked = rng.sample(pool, k=min(n, len(pool)))
-        return [TrainRow(prompt_id=p["id"], prompt_type=p["type"], user=p["text"], assistant=p["answer"],
-                         triggered=False, modified=False) for p in picked]
+        return ordinary_rows(pool, n, rng)
 
     def build_eval(self, params, prompts, n, rng):
         picked = rng.sample(prompts, k=min(n, len(prompts)))
