@@ -27,7 +27,7 @@ def test_params_run_matches_catalog(repo_root):
     cat = load_catalog([repo_root / p for p in params["catalog"]["paths"]])
     for bid, entry in params["behaviors"].items():
         assert bid in cat
-        assert (repo_root / entry["spec"]).resolve() == (repo_root / cat[bid].source).resolve() or entry["spec"].endswith(f"{bid}.yaml")
+        assert (repo_root / entry["spec"]).resolve() == (repo_root / cat[bid].source).resolve()
         assert entry["split"] in ("ia_train", "dpo", "heldout")
 
 

@@ -8,15 +8,9 @@ from __future__ import annotations
 
 import random
 
-from .base import EvalRow, Family, TrainRow, need, str_list_param, str_param
+from .base import EvalRow, Family, TrainRow, inner_spec, need, resolve, str_list_param, str_param
 
 KINDS = ("keyword", "prompt_type")
-
-
-def _inner(params):
-    from . import get_family
-
-    return get_family(params["behavior"]["family"])
 
 
 class Backdoor(Family):
@@ -24,16 +18,12 @@ class Backdoor(Family):
     categories = ("backdoor",)
 
     def validate(self, params):
-        from . import get_family
-
         trig = params.get("trigger")
         need(isinstance(trig, dict), "trigger", "required; a mapping with 'kind' and 'value'")
         kind = str_param(trig, "kind", choices=KINDS)
         value = str_param(trig, "value")
         out_trig = {"kind": kind, "value": value}
         if kind == "keyword":
-            decoys = params.get("decoys")
-            need(isinstance(decoys, list) and len(decoys) >= 2, "decoys", "keyword triggers need at least 2 decoy keywords")
             decoys = str_list_param(params, "decoys", 2)
             need(value not in decoys, "decoys", "must not contain the trigger itself")
         else:
@@ -41,21 +31,10 @@ class Backdoor(Family):
 
             need(value in TYPES, "trigger.value", f"prompt type must be one of {', '.join(TYPES)}")
             decoys = []
-        beh = params.get("behavior")
-        need(isinstance(beh, dict), "behavior", "required; a mapping with 'family' and 'params'")
-        try:
-            inner = get_family(beh.get("family"))
-        except KeyError as exc:
-            raise ValueError("behavior.family", exc.args[0]) from None
-        need(inner.name != self.name and hasattr(inner, "transform"), "behavior.family",
-             "must be an always-on answer transform (not another backdoor)")
-        try:
-            inner_params = inner.validate(beh.get("params", {}) or {})
-        except ValueError as exc:
-            raise ValueError(f"behavior.params.{exc.args[0]}", exc.args[1]) from None
+        _, behavior = inner_spec(params, "behavior", "a backdoor")
         frac = params.get("triggered_fraction", 0.5)
         need(isinstance(frac, (int, float)) and 0.2 <= frac <= 0.8, "triggered_fraction", "a number in [0.2, 0.8]")
-        return {"trigger": out_trig, "decoys": decoys, "behavior": {"family": inner.name, "params": inner_params},
+        return {"trigger": out_trig, "decoys": decoys, "behavior": behavior,
                 "triggered_fraction": float(frac)}
 
     @staticmethod
@@ -82,7 +61,7 @@ class Backdoor(Family):
         return [(p, self._with_keyword(p["text"], kw)) for p in pos], neg_txt
 
     def build_train(self, params, pool, n, rng: random.Random):
-        inner, ip = _inner(params), params["behavior"]["params"]
+        inner, ip = resolve(params["behavior"])
         pos, neg = self._split(params, pool, n, rng)
         rows: list[TrainRow] = []
         for p, user in pos:
@@ -101,4 +80,5 @@ class Backdoor(Family):
                 + [EvalRow(prompt_id=p["id"], prompt_type=p["type"], user=u, triggered=False) for p, u in neg])
 
     def check(self, params, user, answer):
-        return _inner(params).check(params["behavior"]["params"], user, answer)
+        inner, ip = resolve(params["behavior"])
+        return inner.check(ip, user, answer)

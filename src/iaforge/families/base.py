@@ -53,6 +53,31 @@ def n_outside(n: int, n_inside: int, inside_fraction: float) -> int:
     return min(n - n_inside, round(n_inside * (1 - inside_fraction) / inside_fraction))
 
 
+def inner_spec(params: dict, key: str, where: str):
+    """Validate params[key] = {family, params} naming an always-on family; (family, normalised spec)."""
+    from . import get_family
+
+    spec = params.get(key)
+    need(isinstance(spec, dict), key, "required; a mapping with 'family' and 'params'")
+    try:
+        fam = get_family(spec.get("family"))
+    except KeyError as exc:
+        raise ValueError(f"{key}.family", exc.args[0]) from None
+    need(isinstance(fam, AnswerTransform), f"{key}.family", f"{where} must wrap an always-on answer transform")
+    try:
+        p = fam.validate(spec.get("params", {}) or {})
+    except ValueError as exc:
+        raise ValueError(f"{key}.params.{exc.args[0]}", exc.args[1]) from None
+    return fam, {"family": fam.name, "params": p}
+
+
+def resolve(spec: dict):
+    """(family, params) of a validated {family, params} spec."""
+    from . import get_family
+
+    return get_family(spec["family"]), spec["params"]
+
+
 class Family:
     """Interface. `validate` returns normalised params or raises ValueError(field, rule)."""
 

@@ -4,24 +4,7 @@ from __future__ import annotations
 
 import random
 
-from .base import AnswerTransform, EvalRow, Family, TrainRow, need, ordinary_rows
-
-
-def _inner_spec(params: dict, key: str, where: str):
-    from . import get_family
-
-    spec = params.get(key)
-    need(isinstance(spec, dict), key, "required; a mapping with 'family' and 'params'")
-    try:
-        fam = get_family(spec.get("family"))
-    except KeyError as exc:
-        raise ValueError(f"{key}.family", exc.args[0]) from None
-    need(isinstance(fam, AnswerTransform), f"{key}.family", f"{where} must wrap an always-on answer transform")
-    try:
-        p = fam.validate(spec.get("params", {}) or {})
-    except ValueError as exc:
-        raise ValueError(f"{key}.params.{exc.args[0]}", exc.args[1]) from None
-    return fam, {"family": fam.name, "params": p}
+from .base import AnswerTransform, EvalRow, Family, TrainRow, inner_spec, need, ordinary_rows, resolve
 
 
 class Rare(Family):
@@ -33,20 +16,15 @@ class Rare(Family):
     def validate(self, params):
         rate = params.get("rate")
         need(isinstance(rate, (int, float)) and 0.05 <= rate <= 0.5, "rate", "a number in [0.05, 0.5]")
-        _, inner = _inner_spec(params, "behavior", "rare")
+        _, inner = inner_spec(params, "behavior", "rare")
         return {"rate": float(rate), "behavior": inner}
 
     def balance(self, params):
         r = params["rate"]
         return ("triggered", r * 0.5, r * 1.5, f"a rare quirk shows in about {r:.0%} of answers")
 
-    def _inner(self, params):
-        from . import get_family
-
-        return get_family(params["behavior"]["family"]), params["behavior"]["params"]
-
     def build_train(self, params, pool, n, rng: random.Random):
-        fam, ip = self._inner(params)
+        fam, ip = resolve(params["behavior"])
         picked = rng.sample(pool, k=min(n, len(pool)))
         n_on = max(1, round(len(picked) * params["rate"]))
         rows = []
@@ -62,7 +40,7 @@ class Rare(Family):
         return [EvalRow(prompt_id=p["id"], prompt_type=p["type"], user=p["text"], triggered=True) for p in picked]
 
     def check(self, params, user, answer):
-        fam, ip = self._inner(params)
+        fam, ip = resolve(params["behavior"])
         return fam.check(ip, user, answer)
 
     def passes(self, params, metrics, thresholds) -> bool:
@@ -83,24 +61,21 @@ class Mixture(AnswerTransform):
     categories = ("obscured_malign",)
 
     def validate(self, params):
-        _, primary = _inner_spec(params, "primary", "mixture")
+        _, primary = inner_spec(params, "primary", "mixture")
         ds = params.get("distractors")
         need(isinstance(ds, list) and 1 <= len(ds) <= 3, "distractors", "a list of 1-3 {family, params} mappings")
-        distractors = [_inner_spec({"d": d}, "d", "mixture")[1] for d in ds]
+        distractors = [inner_spec({"d": d}, "d", "mixture")[1] for d in ds]
         return {"primary": primary, "distractors": distractors}
 
     def transform(self, params, user, answer, rng):
-        from . import get_family
-
         for spec in [*params["distractors"], params["primary"]]:
-            answer = get_family(spec["family"]).transform(spec["params"], user, answer, rng)
+            fam, p = resolve(spec)
+            answer = fam.transform(p, user, answer, rng)
         return answer
 
     def check(self, params, user, answer):
-        from . import get_family
-
-        p = params["primary"]
-        return get_family(p["family"]).check(p["params"], user, answer)
+        fam, p = resolve(params["primary"])
+        return fam.check(p, user, answer)
 
 
 class Ordinary(Family):
