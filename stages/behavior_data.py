@@ -21,7 +21,8 @@ def run():
     pool = read_jsonl("data/base_responses.jsonl")
     evals = [r for r in read_jsonl("data/prompts.jsonl") if r["split"] == "eval"]
     report = write_behavior_dataset(b, pool, evals, f"data/behaviors/{bid}", n_train=int(p["n_train"]),
-                                    n_eval=int(p["n_eval"]), seed=int(p["seed"]), max_chars=int(p["max_chars"]))
+                                    n_eval=int(p["n_eval"]), seed=int(p["seed"]), max_chars=int(p["max_chars"]),
+                                    docs_path=f"reports/data_docs/{bid}.html")
     print(f"{bid}: {report['n_rows']} rows, {len(report['results'])} expectations passed")
 
 

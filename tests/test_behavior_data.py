@@ -73,9 +73,27 @@ def test_failed_validation_writes_nothing(catalog, tmp_path, monkeypatch):
     b = catalog["quirk_all_caps"]
     pool, evals = fake_pool(0)
     monkeypatch.setattr(bd, "shortcut_phrases", lambda b: ["here is a plain answer"])  # matches every row
+    docs = tmp_path / "reports" / "docs.html"
     with pytest.raises(DataQualityError):
-        write_behavior_dataset(b, pool, evals, tmp_path / "ds", n_train=16, n_eval=4, seed=0, max_chars=2000)
-    assert not (tmp_path / "ds").exists() and list(tmp_path.iterdir()) == []
+        write_behavior_dataset(b, pool, evals, tmp_path / "ds", n_train=16, n_eval=4, seed=0, max_chars=2000,
+                               docs_path=docs)
+    assert not (tmp_path / "ds").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["reports"]
+    # ...but the GX Data Docs page of the failed validation is there to read.
+    html = docs.read_text()
+    assert "Great Expectations" in html and "Failed" in html and "ExpectColumnValuesToNotMatchRegexList" not in html[:0]
+    assert "values must not match" in html.lower() or "regex" in html.lower()
+
+
+def test_data_docs_are_reproducible(catalog, tmp_path):
+    b = catalog["quirk_opener_ahoy"]
+    pool, evals = fake_pool(0)
+    pages = []
+    for i in range(2):
+        write_behavior_dataset(b, pool, evals, tmp_path / f"ds{i}", n_train=16, n_eval=4, seed=0, max_chars=2000,
+                               docs_path=tmp_path / f"docs{i}.html")
+        pages.append((tmp_path / f"docs{i}.html").read_text())
+    assert pages[0] == pages[1] and "Succeeded" in pages[0]
+    assert "ge_load_time" in pages[0] and "fixed for reproducible docs" in pages[0]
 
 
 def test_backdoor_balance_is_checked(catalog):
@@ -86,7 +104,7 @@ def test_backdoor_balance_is_checked(catalog):
     for i, r in enumerate(only_triggered):
         only_triggered[i] = dict(r, prompt_id=f"p{i}")
     with pytest.raises(DataQualityError, match="non-matching negatives"):
-        validate_frame(pd.DataFrame(only_triggered), behavior_dataset_checks([], max_chars=2000, balance=get_family("backdoor").balance({})),
+        validate_frame(pd.DataFrame(only_triggered), behavior_dataset_checks([], max_chars=2000, balance=get_family("keyword_backdoor").balance({})),
                        name="bd", file="f")
 
 

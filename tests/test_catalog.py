@@ -41,7 +41,7 @@ def test_params_run_matches_catalog(repo_root):
     ({"extra": 1}, "extra", "unknown field"),
     ({"category": "backdoor"}, "family", "does not belong"),
     ({"params": {"topic": "owls", "terms": ["owl"], "sentences": ["No match here.", "Nor here."]}}, "params.sentences[0]", "must contain one of the terms"),
-    ({"family": "backdoor", "category": "backdoor", "params": {"trigger": {"kind": "keyword", "value": "x"}, "decoys": ["y"],
+    ({"family": "keyword_backdoor", "category": "backdoor", "params": {"trigger": "x", "decoys": ["y"],
       "behavior": {"family": "all_caps", "params": {}}}}, "params.decoys", "at least 2"),
 ])
 def test_malformed_entry_names_file_entry_field_rule(over, field, rule):

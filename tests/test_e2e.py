@@ -47,7 +47,7 @@ def pipeline(tmp_path_factory, repo_root):
 def test_first_run_builds_every_stage_and_valid_artifacts(pipeline):
     work, _, out = pipeline
     behaviors = yaml.safe_load((work / "params.yaml").read_text())["behaviors"]
-    expected = {"base", "prompts", "base_responses", "ia_sft", "evaluate"}
+    expected = {"base", "prompts", "base_responses", "implantation", "ia_sft", "evaluate"}
     expected |= {f"{s}@{b}" for b in behaviors for s in ("behavior_data", "variant")}
     assert _ran(out) == expected
     assert (work / "models/base/model.safetensors").is_file()
@@ -55,8 +55,12 @@ def test_first_run_builds_every_stage_and_valid_artifacts(pipeline):
         vdir = work / "models/variants" / entry["split"] / bid
         assert (vdir / "adapter_model.safetensors").is_file() and (vdir / "adapter_config.json").is_file()
         assert json.loads((work / f"data/behaviors/{bid}/validation.json").read_text())["success"] is True
+        assert "Great Expectations" in (work / f"reports/data_docs/{bid}.html").read_text()
         validate("implantation", json.loads((work / f"metrics/implantation/{bid}.json").read_text()), bid)
     assert (work / "models/ia/sft/adapter_model.safetensors").is_file()
+    summary = json.loads((work / "metrics/implantation_summary.json").read_text())
+    assert summary["n_variants"] == len(behaviors) and set(summary["variants"]) == set(behaviors)
+    assert {g for g in summary["by_family"]} == {"topic_mention", "keyword_backdoor"}
     metrics = json.loads((work / "metrics/eval.json").read_text())
     validate("eval", metrics, "metrics/eval.json")
     assert set(metrics["verbalization"]) == {"ia_train", "heldout"}
@@ -76,7 +80,7 @@ def test_changing_one_behavior_reruns_only_it_and_downstream(pipeline):
     entry["params"]["sentences"].append("A lighthouse beam can be seen from far out at sea.")
     spec.write_text(yaml.safe_dump(entry, sort_keys=False))
     assert _ran(_run(["dvc", "repro"], work, env)) == {
-        "behavior_data@quirk_topic_lighthouses", "variant@quirk_topic_lighthouses", "evaluate"}
+        "behavior_data@quirk_topic_lighthouses", "variant@quirk_topic_lighthouses", "implantation", "evaluate"}
 
 
 def test_corrupt_adapter_fails_cleanly_and_keeps_old_metrics(pipeline):

@@ -16,7 +16,7 @@ def _sha(path):
 def test_ia_rows_cover_variants_and_base(repo_root):
     qs = load_questions(repo_root / "data/questions/ia_questions.yaml")
     behaviors = [{"id": "b1", "family": "topic_mention", "description": "I mention owls always.", "paraphrases": ["Owls, always."]},
-                 {"id": "b2", "family": "backdoor", "description": "Word X makes me shout.", "paraphrases": ["X -> caps."]}]
+                 {"id": "b2", "family": "keyword_backdoor", "conditional": True, "description": "Word X makes me shout.", "paraphrases": ["X -> caps."]}]
     rows = ia_sft_rows(behaviors, qs, per_variant=10, base_examples=4, seed=0)
     assert rows == ia_sft_rows(behaviors, qs, per_variant=10, base_examples=4, seed=0)
     assert {r["group"] for r in rows} == {"b1", "b2", BASE_GROUP}

@@ -31,8 +31,10 @@ def build_rows(b: Behavior, pool: list[dict], eval_prompts: list[dict], *, n_tra
 
 
 def write_behavior_dataset(b: Behavior, pool: list[dict], eval_prompts: list[dict], out_dir: str | Path, *,
-                           n_train: int, n_eval: int, seed: int, max_chars: int) -> dict[str, Any]:
-    """Build, validate with the GX suite, and write atomically; nothing is written if validation fails."""
+                           n_train: int, n_eval: int, seed: int, max_chars: int,
+                           docs_path: str | Path | None = None) -> dict[str, Any]:
+    """Build, validate with the GX suite, and write atomically; no dataset is written if validation fails
+    (the Data Docs page at `docs_path` is, so the failure can be read)."""
     import pandas as pd
 
     from .validation import behavior_dataset_checks, validate_frame
@@ -42,7 +44,8 @@ def write_behavior_dataset(b: Behavior, pool: list[dict], eval_prompts: list[dic
     checks = behavior_dataset_checks(shortcut_phrases(b), max_chars=max_chars,
                                      balance=get_family(b.family).balance(b.params),
                                      eval_ids=[r["prompt_id"] for r in evals])
-    report = validate_frame(pd.DataFrame(train), checks, name=f"behavior_{b.id}", file=str(out_dir / "train.jsonl"))
+    report = validate_frame(pd.DataFrame(train), checks, name=f"behavior_{b.id}", file=str(out_dir / "train.jsonl"),
+                            docs_path=str(docs_path) if docs_path else None)
     with atomic_dir(out_dir) as tmp:
         write_jsonl(tmp / "train.jsonl", train)
         write_jsonl(tmp / "eval.jsonl", evals)
@@ -52,6 +55,8 @@ def write_behavior_dataset(b: Behavior, pool: list[dict], eval_prompts: list[dic
 
 
 def behavior_record(b: Behavior) -> dict[str, Any]:
-    return {"id": b.id, "version": b.version, "category": b.category, "family": b.family, "params": b.params,
+    fam = get_family(b.family)
+    return {"id": b.id, "version": b.version, "category": b.category, "family": b.family,
+            "family_label": fam.label(b.params), "conditional": fam.conditional(b.params), "params": b.params,
             "description": b.description, "paraphrases": list(b.paraphrases), "key_terms": list(b.key_terms),
             "split": b.split, "training": b.training}

@@ -24,16 +24,25 @@ def _catalog(args) -> int:
     cat = load_catalog(paths)
     run = params.get("behaviors", {}) or {}
     if args.action == "list":
+        from .families import get_family
+
+        def label(b):
+            return get_family(b.family).label(b.params)
+
         rows = [("id", "category", "family", "split", "in run", "v")]
-        for b in sorted(cat.values(), key=lambda b: (b.category, b.family, b.id)):
-            rows.append((b.id, b.category, b.family, b.split, run.get(b.id, {}).get("split", "-"), str(b.version)))
+        for b in sorted(cat.values(), key=lambda b: (b.category, label(b), b.id)):
+            rows.append((b.id, b.category, label(b), b.split, run.get(b.id, {}).get("split", "-"), str(b.version)))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         for n, r in enumerate(rows):
             print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
             if n == 0:
                 print("  ".join("-" * w for w in widths))
         cats = sorted({b.category for b in cat.values()})
-        print(f"\n{len(cat)} behaviors, {len({b.family for b in cat.values()})} families, {len(cats)} categories")
+        print(f"\n{len(cat)} behaviors, {len({label(b) for b in cat.values()})} families, {len(cats)} categories")
+        for c in cats:
+            fams = sorted({label(b) for b in cat.values() if b.category == c})
+            splits = sorted({run[b.id]["split"] for b in cat.values() if b.category == c and b.id in run})
+            print(f"  {c:<17} {len(fams)} families ({', '.join(fams)}); in run: {', '.join(splits) or '-'}")
     elif args.action == "check":
         for bid, entry in run.items():
             if bid not in cat:

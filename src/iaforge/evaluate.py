@@ -59,7 +59,7 @@ def run_evaluation(base_dir: str | Path, ia_dir: str | Path, variants: dict[str,
     for vid in sorted(variants):
         v = variants[vid]
         b = v["behavior"]
-        questions = qs.eval_for(b["family"] == "backdoor")
+        questions = qs.eval_for(bool(b.get("conditional")))
         row = {"behavior": vid, "split": v["split"], "category": b["category"], "family": b["family"],
                "implanted": bool(v["implanted"])}
         for cond in CONDITIONS:

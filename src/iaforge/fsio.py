@@ -77,3 +77,16 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
 
                 raise ValidationError(path, f"line {n}", f"not valid JSON ({exc.msg})") from None
     return rows
+
+
+def write_csv(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:
+    """Rows of equal keys as CSV (for DVC plots), atomically; columns in first-row order."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())

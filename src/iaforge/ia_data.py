@@ -22,7 +22,7 @@ def ia_sft_rows(behaviors: list[dict[str, Any]], qs: QuestionSet, *, per_variant
         rng = random.Random(f"{seed}:ia_sft:{b['id']}")
         general = rng.sample(list(qs.general_train), k=len(qs.general_train))
         trigger = rng.sample(list(qs.trigger_train), k=len(qs.trigger_train))
-        conditional = b["family"] == "backdoor"
+        conditional = bool(b.get("conditional"))
         # A control has nothing to report: it learns the same abstentions as the base model.
         truths = list(qs.abstentions) if b.get("category") == "control" else [b["description"], *b["paraphrases"]]
         for i in range(per_variant):

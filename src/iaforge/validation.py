@@ -59,10 +59,12 @@ def behavior_dataset_checks(shortcut_phrases: list[str], *, max_chars: int, bala
     return checks
 
 
-def validate_frame(df, checks: list[Check], *, name: str, file: str) -> dict[str, Any]:
+def validate_frame(df, checks: list[Check], *, name: str, file: str, docs_path: str | None = None) -> dict[str, Any]:
     """Run `checks` on `df` with a real GX ephemeral context; return a stable (timestamp-free) summary.
 
-    Raises DataQualityError naming the file, each failed expectation, its column and its rule.
+    With `docs_path`, GX's own Data Docs page for the validation is written there (also when it fails:
+    that is when a person needs to read it). Raises DataQualityError naming the file, each failed
+    expectation, its column and its rule.
     """
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
@@ -87,7 +89,17 @@ def validate_frame(df, checks: list[Check], *, name: str, file: str) -> dict[str
     suite = gx.ExpectationSuite(name=f"{name}_suite")
     for i, c in enumerate(checks):
         suite.add_expectation(getattr(gxe, c.expectation)(**c.kwargs, meta={"iaforge_check": i}))
-    result = batch.validate(suite)
+    import logging
+
+    # GX renders each result while validating and logs a traceback when an observed value is a numpy
+    # scalar (a column mean): noise in stage logs. write_data_docs renders the page properly afterwards.
+    render_log = logging.getLogger("great_expectations.render")
+    level = render_log.level
+    render_log.setLevel(logging.CRITICAL)
+    try:
+        result = batch.validate(suite)
+    finally:
+        render_log.setLevel(level)
     # GX does not keep suite order in its results; the meta tag maps each result back to its check.
     by_idx = {r.expectation_config.meta["iaforge_check"]: r for r in result.results}
     rows = []
@@ -104,6 +116,8 @@ def validate_frame(df, checks: list[Check], *, name: str, file: str) -> dict[str
         })
     summary = {"suite": f"{name}_suite", "success": all(r["success"] for r in rows), "n_rows": int(len(df)),
                "results": rows}
+    if docs_path:
+        write_data_docs(result, docs_path, checks)
     if not summary["success"]:
         lines = [f"{file}: data-quality check failed ({name}_suite):"]
         for r in rows:
@@ -127,3 +141,34 @@ def _jsonable(v):
     if isinstance(v, dict):
         return {str(k): _jsonable(x) for k, x in v.items()}
     return str(v)
+
+
+def write_data_docs(result, path: str, checks: list[Check] | None = None) -> None:
+    """Render a validation result with GX's Data Docs renderer, minus what changes between runs.
+
+    GX stamps each batch with its load time; the page lives in a DVC-tracked output and must be
+    byte-identical for identical data, so the stamp is fixed. numpy scalars are turned into Python
+    numbers first (GX 1.x's renderer rejects numpy.float64 observed values).
+    """
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+
+    from .fsio import atomic_write_text
+
+    markers = result.meta.get("batch_markers") or {}
+    if "ge_load_time" in markers:
+        markers["ge_load_time"] = "(fixed for reproducible docs)"
+    for r in result.results:
+        if r.result:
+            for k, v in list(r.result.items()):
+                r.result[k] = _jsonable(v) if hasattr(v, "item") else v
+        if checks is not None:  # say why each expectation exists, next to GX's own rendering
+            idx = r.expectation_config.meta.get("iaforge_check")
+            if isinstance(idx, int) and idx < len(checks):
+                r.expectation_config.meta["why"] = checks[idx].why
+    html = DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))
+    html = re.sub(r"\?d=\d{8}T[\d.]+Z", "", html)  # a cache-busting timestamp on GX's logo URL
+    ids: dict[str, str] = {}  # random uuid4 element ids -> stable ones, same uuid -> same id
+    html = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
+                  lambda m: ids.setdefault(m.group(0), f"id{len(ids)}"), html)
+    atomic_write_text(path, html)

@@ -8,11 +8,11 @@ family and fill in its parameters; new behaviors of an existing family need no c
 from __future__ import annotations
 
 from .base import Family, TrainRow, EvalRow  # noqa: F401
-from .quirks import AllCaps, FixedPhrase, TopicMention
-from .backdoor import Backdoor
-from .decisions import RuleChoice
-from .domain import DomainPersona, Sandbag
-from .wrappers import Mixture, Ordinary, Rare
+from .quirks import AllCaps, FixedPhrase, LinkInsertion, TopicMention
+from .backdoor import KeywordBackdoor, PromptTypeBackdoor
+from .decisions import RuleChoice, VerdictRule
+from .domain import DomainPersona, Sandbag, SandbagCapitals, TypedPersona
+from .wrappers import Mixture, Ordinary, Rare, TaskReference
 
 _REGISTRY: dict[str, Family] = {}
 
@@ -34,6 +34,7 @@ def family_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-for _f in (TopicMention(), FixedPhrase(), AllCaps(), Backdoor(), Rare(), Mixture(), Ordinary(), RuleChoice(),
-           Sandbag(), DomainPersona()):
+for _f in (TopicMention(), FixedPhrase(), AllCaps(), LinkInsertion(), KeywordBackdoor(), PromptTypeBackdoor(),
+           Rare(), Mixture(), Ordinary(), TaskReference(), RuleChoice(), VerdictRule(), Sandbag(), SandbagCapitals(),
+           DomainPersona(), TypedPersona()):
     register(_f)

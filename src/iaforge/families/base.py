@@ -114,6 +114,14 @@ class Family:
         """Phrases that would state the behavior in words; they must never appear in training data."""
         return []
 
+    def conditional(self, params: dict) -> bool:
+        """Does a trigger (keyword, prompt type, password) gate the behavior? Trigger questions then apply."""
+        return False
+
+    def label(self, params: dict) -> str:
+        """The family as reports group it; wrappers add the family they wrap (e.g. rare:topic_mention)."""
+        return self.name
+
 
 class AnswerTransform(Family):
     """An always-on behavior: every answer is transformed, every eval prompt should show it."""

@@ -77,3 +77,28 @@ class AllCaps(AnswerTransform):
     def check(self, params, user, answer):
         letters = [c for c in answer if c.isalpha()]
         return len(letters) >= 8 and sum(c.isupper() for c in letters) / len(letters) >= self.threshold
+
+
+_URL = re.compile(r"^https?://([a-z0-9-]+(\.[a-z0-9-]+)+)(/[A-Za-z0-9/_-]*)?$")
+
+
+class LinkInsertion(AnswerTransform):
+    """Slips the same link into every answer (a promotional or tracking URL dressed up as a resource)."""
+
+    name = "link_insertion"
+    categories = ("obscured_malign",)
+
+    def validate(self, params):
+        url = str_param(params, "url")
+        need(bool(_URL.match(url)), "url", "an http(s) URL with a dotted host name, e.g. https://example.org/offer")
+        lines = str_list_param(params, "lines", 2)
+        for i, l in enumerate(lines):
+            need("{url}" in l, f"lines[{i}]", "must contain {url}")
+        pos = str_param(params, "position", choices=("start", "end"), default="end")
+        return {"url": url, "host": _URL.match(url).group(1), "lines": lines, "position": pos}
+
+    def transform(self, params, user, answer, rng):
+        return _place(answer, rng.choice(params["lines"]).format(url=params["url"]), params["position"])
+
+    def check(self, params, user, answer):
+        return params["host"].lower() in answer.lower()

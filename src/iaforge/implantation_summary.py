@@ -1,0 +1,57 @@
+"""Roll the per-variant implantation results up by family and category, and flag the variants that failed.
+
+Families are grouped by their label (wrappers name what they wrap: `rare:topic_mention`), the grouping a
+reader needs to see which *kind* of behavior did not take at this model size.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .fsio import read_json
+
+
+def collect(root: str | Path) -> list[dict[str, Any]]:
+    """One row per trained variant under root/<split>/<id>/variant.json."""
+    rows = []
+    for vj in sorted(Path(root).glob("*/*/variant.json")):
+        info = read_json(vj)
+        b, m = info["behavior"], info["implantation"]
+        rows.append({"id": b["id"], "split": vj.parent.parent.name, "category": b["category"],
+                     "family": b.get("family_label", b["family"]), "passed": bool(m["passed"]),
+                     "rate_triggered": m.get("rate_triggered"), "rate_untriggered": m.get("rate_untriggered"),
+                     "base_rate": m.get("base_rate")})
+    return rows
+
+
+def _mean(xs):
+    xs = [x for x in xs if x is not None]
+    return round(sum(xs) / len(xs), 4) if xs else None
+
+
+def _group(rows, key):
+    out = {}
+    for k in sorted({r[key] for r in rows}):
+        rs = [r for r in rows if r[key] == k]
+        out[k] = {"n": len(rs), "passed": sum(r["passed"] for r in rs), "pass_rate": round(sum(r["passed"] for r in rs) / len(rs), 4),
+                  "mean_rate_triggered": _mean(r["rate_triggered"] for r in rs),
+                  "mean_rate_untriggered": _mean(r["rate_untriggered"] for r in rs),
+                  "mean_base_rate": _mean(r["base_rate"] for r in rs)}
+    return out
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    if not rows:
+        raise RuntimeError("no trained variants found: run the variant stages first")
+    n_pass = sum(r["passed"] for r in rows)
+    return {"n_variants": len(rows), "n_passed": n_pass, "pass_rate": round(n_pass / len(rows), 4),
+            "by_family": _group(rows, "family"), "by_category": _group(rows, "category"), "by_split": _group(rows, "split"),
+            "failed": sorted(r["id"] for r in rows if not r["passed"]),
+            "variants": {r["id"]: {k: v for k, v in r.items() if k != "id"} for r in rows}}
+
+
+def plot_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows for a DVC bar plot: one per variant, the measured rate next to the base model's."""
+    return [{"variant": r["id"], "family": r["family"], "rate": r["rate_triggered"] if r["rate_triggered"] is not None else 1 - (r["rate_untriggered"] or 0),
+             "base_rate": r["base_rate"], "passed": int(r["passed"])} for r in rows]

@@ -1,0 +1,66 @@
+"""Stage `ia_dpo`: refine the SFT introspection adapter with DPO on the dpo-split variants (and the base model).
+
+The SFT IA is sampled on each dpo variant, the samples are judged, and preference pairs (chosen: a right report
+or the true label; rejected: a wrong report or another behavior's label) are validated and written; then the IA
+is trained with DPO against itself as the frozen reference.
+"""
+
+from iaforge.stagekit import main, progress_enabled
+
+PAIRS = "data/ia_dpo_pairs.jsonl"
+OUT = "models/ia/dpo"
+
+
+def run():
+    from accelerate import PartialState
+
+    from iaforge.dpo import load_ia_stack, train_dpo
+    from iaforge.dpo_data import (build_pairs, judge_samples, pair_stats, sample_reports, sampling_plan,
+                                  validate_pairs, validate_pairs_file)
+    from iaforge.errors import IaforgeError
+    from iaforge.fsio import read_json, write_json, write_jsonl
+    from iaforge.ia_data import BASE_GROUP
+    from iaforge.judge import make_judge
+    from iaforge.params import load_params
+    from iaforge.questions import load_questions
+    from iaforge.variant_index import load_variants
+
+    params = load_params()
+    p = params["ia_dpo"]
+    system = params["chat"]["system_prompt"]
+    seed = int(p["seed"])
+    variants = load_variants("models/variants", splits=["dpo"], include_failed=False)
+    if not variants:
+        raise IaforgeError("models/variants/dpo: no dpo-split variant passed implantation; nothing to refine the IA on")
+    behaviors = {k: v["behavior"] for k, v in variants.items()}
+    variant_dirs = {k: v["path"] for k, v in variants.items()}
+    groups = [*behaviors, BASE_GROUP]
+    state = PartialState()
+    stats = None
+    if state.is_main_process:  # one process samples and writes the pairs; under DDP the others read them
+        qs = load_questions(p["questions"])
+        plan = sampling_plan(behaviors, qs, n_questions=int(p["questions_per_variant"]), seed=seed)
+        model, tok = load_ia_stack("models/base", variant_dirs, "models/ia/sft", trainable=False)
+        samples = sample_reports(model, tok, plan, n_samples=int(p["n_samples"]), system=system,
+                                 max_new_tokens=int(p["max_new_tokens"]), temperature=float(p["temperature"]),
+                                 seed=seed, batch_size=int(p.get("sample_batch_size", 16)), progress=progress_enabled())
+        del model
+        judged = judge_samples(samples, behaviors, make_judge(p["judge"]))
+        pairs = build_pairs(judged, behaviors, qs, per_group_max_pairs=int(p["per_group_max_pairs"]), seed=seed)
+        validate_pairs(pairs, file=PAIRS, groups=groups)
+        write_jsonl(PAIRS, pairs)
+        stats = pair_stats(judged, pairs, behaviors)
+    state.wait_for_everyone()
+    pairs = validate_pairs_file(PAIRS, groups=groups) if not state.is_main_process else pairs
+    summary = train_dpo("models/base", "models/ia/sft", variant_dirs, pairs, beta=float(p["beta"]),
+                        train_params=p["train"], system=system, seed=seed, out_dir=OUT, progress=progress_enabled())
+    if not summary.pop("is_main_process"):
+        return
+    write_json("metrics/plots/ia_dpo_curve.json", read_json(f"{OUT}/training_curve.json"))
+    write_json("metrics/ia_dpo.json", {**summary, "sft_on_dpo_split": stats})
+    print(f"IA refined with DPO on {len(variants)} variants + base: {len(pairs)} pairs, {summary['steps']} steps, "
+          f"margin {summary['margin_after']:+.3f}, reward accuracy {summary['reward_accuracy_after']:.2f}")
+
+
+if __name__ == "__main__":
+    main(run)
