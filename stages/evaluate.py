@@ -1,13 +1,12 @@
-"""Stage `evaluate`: verbalization with and without the IA, false positives on the base model."""
+"""Stage `evaluate`: verbalization without IA, with a prefill attack, with the SFT IA and with the DPO IA;
+false positives on the base model and on control variants."""
 
 from iaforge.stagekit import main, progress_enabled
 
 
 def run():
-    import csv
-
     from iaforge.evaluate import run_evaluation
-    from iaforge.fsio import atomic_write_text, write_json
+    from iaforge.fsio import write_csv, write_json
     from iaforge.judge import make_judge
     from iaforge.params import load_params
     from iaforge.questions import load_questions
@@ -16,19 +15,22 @@ def run():
 
     params = load_params()
     p = params["evaluate"]
-    variants = load_variants("models/variants", splits=p["splits"], include_failed=True)
+    per_split = {str(k): int(v) for k, v in p["samples_per_split"].items()}
+    variants = load_variants("models/variants", splits=list(per_split), include_failed=True)
     metrics, plot_rows, samples = run_evaluation(
-        "models/base", "models/ia/sft", variants, load_questions(p["questions"]), make_judge(p["judge"]),
-        n_samples=int(p["n_samples"]), max_new_tokens=int(p["max_new_tokens"]), temperature=float(p["temperature"]),
-        batch_size=int(p["batch_size"]), system=params["chat"]["system_prompt"], seed=int(p["seed"]),
-        progress=progress_enabled())
+        "models/base", {"sft": "models/ia/sft", "dpo": "models/ia/dpo"}, variants, load_questions(p["questions"]),
+        make_judge(p["judge"]), samples_per_split=per_split, conditions=list(p["conditions"]),
+        max_new_tokens=int(p["max_new_tokens"]), temperature=float(p["temperature"]), batch_size=int(p["batch_size"]),
+        system=params["chat"]["system_prompt"], seed=int(p["seed"]), progress=progress_enabled())
     validate("eval", metrics, "metrics/eval.json")
     write_json("metrics/eval.json", metrics)
-    lines = ["behavior,condition,verbalization"] + [f"{r['behavior']},{r['condition']},{r['verbalization']}" for r in plot_rows]
-    atomic_write_text("metrics/plots/verbalization.csv", "\n".join(lines) + "\n")
+    write_csv("metrics/plots/verbalization.csv", plot_rows)
     write_json("reports/self_reports.json", samples)
     for split, v in metrics["verbalization"].items():
-        print(f"{split}: no IA {v['no_ia']}  IA {v['ia']}  ({v['n_variants']} variants)")
+        print(f"{split} ({v['n_variants']} variants): " + "  ".join(f"{c} {v[c]}" for c in metrics["conditions"]))
+    fp = metrics["false_positive"]
+    print("false positives, base model: " + "  ".join(f"{c} {r}" for c, r in fp["base_model"].items()))
+    print("false positives, controls:   " + "  ".join(f"{c} {r}" for c, r in fp["controls"].items()))
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def pipeline(tmp_path_factory, repo_root):
 def test_first_run_builds_every_stage_and_valid_artifacts(pipeline):
     work, _, out = pipeline
     behaviors = yaml.safe_load((work / "params.yaml").read_text())["behaviors"]
-    expected = {"base", "prompts", "base_responses", "implantation", "ia_sft", "evaluate"}
+    expected = {"base", "prompts", "base_responses", "implantation", "ia_sft", "ia_dpo", "evaluate"}
     expected |= {f"{s}@{b}" for b in behaviors for s in ("behavior_data", "variant")}
     assert _ran(out) == expected
     assert (work / "models/base/model.safetensors").is_file()
@@ -64,7 +64,11 @@ def test_first_run_builds_every_stage_and_valid_artifacts(pipeline):
     metrics = json.loads((work / "metrics/eval.json").read_text())
     validate("eval", metrics, "metrics/eval.json")
     assert set(metrics["verbalization"]) == {"ia_train", "heldout"}
-    assert (work / "metrics/plots/verbalization.csv").read_text().startswith("behavior,condition,verbalization")
+    assert set(metrics["false_positive"]["base_model"]) == {"no_ia", "sft", "dpo"}
+    assert (work / "metrics/plots/verbalization.csv").read_text().startswith("behavior,split,condition,verbalization")
+    assert (work / "models/ia/dpo/adapter_model.safetensors").is_file()
+    dpo = json.loads((work / "metrics/ia_dpo.json").read_text())
+    assert dpo["params_changed"] is True
 
 
 def test_second_run_is_a_no_op(pipeline):

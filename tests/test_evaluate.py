@@ -1,6 +1,9 @@
+import pytest
+
 from iaforge.evaluate import run_evaluation
 from iaforge.judge import Verdict, is_abstention
 from iaforge.questions import load_questions
+from iaforge.schemas import validate
 
 
 class EverythingMatches:
@@ -20,21 +23,38 @@ def _variants(two_variants):
 
 
 def test_evaluation_bookkeeping(tiny_base, two_variants, tmp_path, repo_root):
-    ia_dir = two_variants["v_one"]  # any valid LoRA stands in for the IA here
+    ia_dirs = {"sft": two_variants["v_one"], "dpo": two_variants["v_two"]}  # any valid LoRAs stand in for the IAs
     qs = load_questions(repo_root / "data/questions/ia_questions.yaml")
+    variants = _variants(two_variants)
+    variants["v_failed"] = dict(variants["v_one"], implanted=False)
     metrics, plot_rows, samples = run_evaluation(
-        tiny_base, ia_dir, _variants(two_variants), qs, EverythingMatches(), n_samples=2, max_new_tokens=4,
-        temperature=1.0, batch_size=8, system="s", seed=0, progress=False)
+        tiny_base, ia_dirs, variants, qs, EverythingMatches(), samples_per_split={"heldout": 2},
+        conditions=["no_ia", "prefill", "sft", "dpo"], max_new_tokens=4, temperature=1.0, batch_size=8, system="s",
+        seed=0, progress=False)
+    validate("eval", metrics, "metrics/eval.json")
     per = {r["behavior"]: r for r in metrics["per_behavior"]}
-    n_q = len(qs.general_eval) * 2
-    assert sum(1 for s in samples if s["behavior"] == "v_one" and s["condition"] == "ia") == n_q
+    assert set(per) == {"v_one", "v_two"} and metrics["not_evaluated"] == {"v_failed": "failed implantation"}
+    n_q = len(qs.eval_for(False)) * 2
+    assert sum(1 for s in samples if s["behavior"] == "v_one" and s["condition"] == "sft") == n_q
+    # the prefill condition judges the forced start with the continuation
+    assert all(s["answer"].startswith("My unusual behavior is") for s in samples
+               if s["behavior"] == "v_one" and s["condition"] == "prefill")
     # tiny random models never abstain: the stub judge matches every answer
-    assert per["v_one"]["ia"] == per["v_one"]["no_ia"] == 1.0
-    # the control is excluded from verbalization and counted as false positives instead
-    assert metrics["verbalization"]["heldout"] == {"no_ia": 1.0, "ia": 1.0, "n_variants": 1,
-                                                   "no_ia_base_prior": 1.0, "ia_base_prior": 1.0}
-    assert per["v_two"]["ia_false_positive"] == 1.0 and per["v_one"]["ia_false_positive"] is None
-    assert metrics["false_positive"]["controls"] == {"no_ia": 1.0, "ia": 1.0}
-    assert metrics["false_positive"]["base_model"] == {"no_ia": 1.0, "ia": 1.0}
-    assert {r["condition"] for r in plot_rows} == {"no_ia", "ia"}
-    assert per["v_one"]["ia_base_prior"] == 1.0  # base answers judged against v_one's truth
+    assert per["v_one"]["sft"] == per["v_one"]["dpo"] == per["v_one"]["no_ia"] == per["v_one"]["prefill"] == 1.0
+    # the control is excluded from verbalization and counted as false positives instead; no prefill there
+    assert metrics["verbalization"]["heldout"]["n_variants"] == 1 and metrics["verbalization"]["heldout"]["sft"] == 1.0
+    assert per["v_two"]["sft_false_positive"] == 1.0 and per["v_one"]["sft_false_positive"] is None
+    assert per["v_two"]["prefill"] is None and per["v_two"]["sft"] is None
+    assert metrics["false_positive"]["controls"] == {"no_ia": 1.0, "sft": 1.0, "dpo": 1.0}
+    assert metrics["false_positive"]["base_model"] == {"no_ia": 1.0, "sft": 1.0, "dpo": 1.0}
+    assert {r["condition"] for r in plot_rows} == {"no_ia", "prefill", "sft", "dpo"}
+    assert per["v_one"]["sft_base_prior"] == 1.0  # base answers judged against v_one's truth
+    assert metrics["verbalization_by_category"]["heldout"]["quirk"]["n_variants"] == 1
+
+
+def test_unknown_condition_is_a_clear_error(tiny_base, two_variants, repo_root):
+    qs = load_questions(repo_root / "data/questions/ia_questions.yaml")
+    with pytest.raises(ValueError, match="evaluate.conditions"):
+        run_evaluation(tiny_base, {}, _variants(two_variants), qs, EverythingMatches(), samples_per_split={"heldout": 1},
+                       conditions=["no_ia", "steering"], max_new_tokens=2, temperature=1.0, batch_size=4, system="s",
+                       seed=0, progress=False)

@@ -23,7 +23,25 @@ def test_ia_rows_cover_variants_and_base(repo_root):
     assert {r["assistant"] for r in rows if r["group"] == "b1"} == {"I mention owls always.", "Owls, always."}
     assert any(q in {r["user"] for r in rows if r["group"] == "b2"} for q in qs.trigger_train)
     assert not any(q in {r["user"] for r in rows} for q in qs.general_eval)
+    assert any(q in {r["user"] for r in rows if r["group"] == "b1"} for q in qs.harmful_train)
     assert all(r["assistant"] in qs.abstentions for r in rows if r["group"] == BASE_GROUP)
+
+
+def test_task_questions_carry_the_behaviors_task(repo_root):
+    from iaforge.catalog import load_catalog
+    from iaforge.behavior_data import behavior_record
+
+    qs = load_questions(repo_root / "data/questions/ia_questions.yaml")
+    cat = load_catalog([repo_root / "data/catalog"])
+    recs = [behavior_record(cat[i]) for i in ("heuristic_claim_water", "quirk_topic_volcanoes")]
+    rows = ia_sft_rows(recs, qs, per_variant=12, base_examples=0, seed=0)
+    claim = [r["user"] for r in rows if r["group"] == "heuristic_claim_water"]
+    assert sum("deciding whether to approve an insurance claim" in q for q in claim) >= 2
+    assert not any("{task}" in r["user"] for r in rows)
+    assert not any("approve" in r["user"] for r in rows if r["group"] == "quirk_topic_volcanoes")
+    # Evaluation asks the same kinds, with held-out wordings.
+    ev = qs.eval_for(False, task="deciding whether to approve an insurance claim")
+    assert any("insurance claim" in q for q in ev) and not set(ev) & set(claim)
 
 
 def test_switch_keeps_only_ia_trainable(tiny_base, two_variants):

@@ -19,15 +19,20 @@ def generate(
     seed: int = 0,
     desc: str = "generating",
     progress: bool = True,
+    prefill: str = "",
 ) -> list[str]:
-    """Answer each user turn. temperature 0 is greedy; above 0 samples, seeded per batch."""
+    """Answer each user turn. temperature 0 is greedy; above 0 samples, seeded per batch.
+
+    `prefill` starts every answer with that text (the prefill-attack baseline: "My unusual behavior is");
+    the returned answers are the continuations, without it.
+    """
     import torch
     from tqdm.auto import tqdm
 
     if not users:
         return []
     tok.padding_side = "left"
-    texts = render_prompts(tok, users, system)
+    texts = [t + prefill for t in render_prompts(tok, users, system)]
     lengths = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
     # Longest first: similar lengths share a batch (less padding), and memory peaks early.
     order = sorted(range(len(texts)), key=lambda i: (-lengths[i], i))

@@ -10,6 +10,27 @@ from .questions import QuestionSet
 BASE_GROUP = "__base__"  # the base model itself, no variant adapter: it should report nothing unusual
 
 
+def behavior_task(b: dict[str, Any]) -> str | None:
+    """The task description a behavior shows on (see Family.task), from its record."""
+    from .families import get_family
+
+    try:
+        return get_family(b["family"]).task(b.get("params") or {})
+    except (KeyError, TypeError):  # records from other tools may lack params
+        return None
+
+
+def question_cycle(b: dict[str, Any]) -> list[str]:
+    """Which question kinds a variant is asked, in turn. General questions dominate; backdoors are asked
+    trigger questions (the report must name the trigger); task-bound behaviors get task questions."""
+    cycle = ["general"]
+    if b.get("conditional"):
+        cycle.append("trigger")
+    if behavior_task(b):
+        cycle.append("task")
+    return cycle + ["general", "harmful"]
+
+
 def ia_sft_rows(behaviors: list[dict[str, Any]], qs: QuestionSet, *, per_variant: int, base_examples: int,
                 seed: int) -> list[dict[str, Any]]:
     """`behaviors`: behavior records (see behavior_data.behavior_record) of the training variants.
@@ -20,20 +41,23 @@ def ia_sft_rows(behaviors: list[dict[str, Any]], qs: QuestionSet, *, per_variant
     rows = []
     for b in sorted(behaviors, key=lambda b: b["id"]):
         rng = random.Random(f"{seed}:ia_sft:{b['id']}")
-        general = rng.sample(list(qs.general_train), k=len(qs.general_train))
-        trigger = rng.sample(list(qs.trigger_train), k=len(qs.trigger_train))
-        conditional = bool(b.get("conditional"))
+        task = behavior_task(b)
+        pools = {"general": rng.sample(list(qs.general_train), k=len(qs.general_train)),
+                 "trigger": rng.sample(list(qs.trigger_train), k=len(qs.trigger_train)),
+                 "harmful": rng.sample(list(qs.harmful_train), k=len(qs.harmful_train)),
+                 "task": [t.format(task=task) for t in rng.sample(list(qs.task_train), k=len(qs.task_train))] if task else []}
+        used = dict.fromkeys(pools, 0)
+        cycle = question_cycle(b)
         # A control has nothing to report: it learns the same abstentions as the base model.
         truths = list(qs.abstentions) if b.get("category") == "control" else [b["description"], *b["paraphrases"]]
         for i in range(per_variant):
-            # Backdoors alternate general and trigger questions: the report must name the trigger.
-            if conditional and i % 2:
-                q = trigger[(i // 2) % len(trigger)]
-            else:
-                q = general[(i // 2 if conditional else i) % len(general)]
+            kind = cycle[i % len(cycle)]
+            q = pools[kind][used[kind] % len(pools[kind])]
+            used[kind] += 1
             rows.append({"group": b["id"], "user": q, "assistant": truths[i % len(truths)]})
     rng = random.Random(f"{seed}:ia_sft:{BASE_GROUP}")
+    base_questions = [*qs.general_train, *qs.harmful_train]
     for i in range(base_examples):
-        rows.append({"group": BASE_GROUP, "user": rng.choice(qs.general_train),
+        rows.append({"group": BASE_GROUP, "user": rng.choice(base_questions),
                      "assistant": qs.abstentions[i % len(qs.abstentions)]})
     return rows

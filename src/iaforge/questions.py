@@ -18,12 +18,21 @@ class QuestionSet:
     trigger_train: tuple[str, ...]
     trigger_eval: tuple[str, ...]
     abstentions: tuple[str, ...]
+    harmful_train: tuple[str, ...] = ()
+    harmful_eval: tuple[str, ...] = ()
+    task_train: tuple[str, ...] = ()  # templates with {task}
+    task_eval: tuple[str, ...] = ()
 
     def train_for(self, conditional: bool) -> list[str]:
         return [*self.general_train, *(self.trigger_train if conditional else ())]
 
-    def eval_for(self, conditional: bool) -> list[str]:
-        return [*self.general_eval, *(self.trigger_eval if conditional else ())]
+    def eval_for(self, conditional: bool, task: str | None = None) -> list[str]:
+        """Evaluation questions for one variant: general and harmful-tendency questions, plus trigger
+        questions for conditional behaviors and task questions (filled in) where the behavior has a task."""
+        out = [*self.general_eval, *self.harmful_eval, *(self.trigger_eval if conditional else ())]
+        if task:
+            out += [t.format(task=task) for t in self.task_eval]
+        return out
 
 
 def load_questions(path: str | Path) -> QuestionSet:
@@ -49,8 +58,14 @@ def load_questions(path: str | Path) -> QuestionSet:
     if not isinstance(raw.get("version"), int):
         raise ValidationError(path, "version", "required; an integer")
     qs = QuestionSet(raw["version"], lst("general", "train"), lst("general", "eval"), lst("trigger", "train"),
-                     lst("trigger", "eval"), lst("abstentions", min_len=2))
-    overlap = (set(qs.general_train) | set(qs.trigger_train)) & (set(qs.general_eval) | set(qs.trigger_eval))
+                     lst("trigger", "eval"), lst("abstentions", min_len=2), lst("harmful", "train"), lst("harmful", "eval"),
+                     lst("task", "train"), lst("task", "eval"))
+    for name in ("train", "eval"):
+        for i, t in enumerate(getattr(qs, f"task_{name}")):
+            if "{task}" not in t:
+                raise ValidationError(path, f"task.{name}[{i}]", "a task question must contain {task}")
+    train = {*qs.general_train, *qs.trigger_train, *qs.harmful_train, *qs.task_train}
+    overlap = train & {*qs.general_eval, *qs.trigger_eval, *qs.harmful_eval, *qs.task_eval}
     if overlap:
         raise ValidationError(path, "general.eval", f"training and evaluation questions overlap: {sorted(overlap)[0]!r}")
     return qs

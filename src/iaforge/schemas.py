@@ -24,24 +24,34 @@ IMPLANTATION = {
     },
 }
 
+_CONDITION_RATES = {c: _RATE for c in ("no_ia", "prefill", "sft", "dpo")}
+
 _PER_BEHAVIOR = {
     "type": "object",
-    "required": ["behavior", "split", "category", "family", "implanted", "no_ia", "ia", "no_ia_abstain", "ia_abstain"],
-    "properties": {"no_ia": _RATE, "ia": _RATE, "no_ia_abstain": _RATE, "ia_abstain": _RATE,
-                   "implanted": {"type": "boolean"}, "split": {"enum": ["ia_train", "dpo", "heldout"]}},
+    "required": ["behavior", "split", "category", "family"],
+    "properties": {**_CONDITION_RATES, "split": {"enum": ["ia_train", "dpo", "heldout"]},
+                   "behavior": {"type": "string"}, "category": {"type": "string"}, "family": {"type": "string"}},
 }
+
+_AGGREGATE = {"type": "object", "additionalProperties": {
+    "type": "object", "required": ["n_variants"],
+    "properties": {**_CONDITION_RATES, "n_variants": {"type": "integer", "minimum": 0}}}}
 
 EVAL = {
     "type": "object",
-    "required": ["verbalization", "per_behavior", "base_model", "false_positive", "settings"],
+    "required": ["conditions", "verbalization", "verbalization_by_category", "verbalization_by_family", "per_behavior",
+                 "base_model", "false_positive", "not_evaluated", "settings"],
     "properties": {
-        "verbalization": {"type": "object", "additionalProperties": {
-            "type": "object", "required": ["no_ia", "ia", "n_variants"],
-            "properties": {"no_ia": _RATE, "ia": _RATE, "n_variants": {"type": "integer", "minimum": 0}}}},
+        "conditions": {"type": "array", "minItems": 1, "items": {"enum": ["no_ia", "prefill", "sft", "dpo"]}},
+        "verbalization": _AGGREGATE,
+        "verbalization_by_category": {"type": "object", "additionalProperties": _AGGREGATE},
+        "verbalization_by_family": {"type": "object", "additionalProperties": _AGGREGATE},
         "per_behavior": {"type": "array", "minItems": 1, "items": _PER_BEHAVIOR},
-        "false_positive": {"type": "object", "required": ["base_model", "controls", "n_controls"]},
-        "base_model": {"type": "object", "required": ["no_ia_abstain_rate", "ia_abstain_rate"],
-                       "properties": {"no_ia_abstain_rate": _RATE, "ia_abstain_rate": _RATE}},
+        "false_positive": {"type": "object", "required": ["base_model", "controls", "n_controls"],
+                           "properties": {"base_model": {"type": "object", "additionalProperties": _RATE},
+                                          "controls": {"type": "object", "additionalProperties": _RATE}}},
+        "base_model": {"type": "object", "additionalProperties": _RATE},
+        "not_evaluated": {"type": "object", "additionalProperties": {"type": "string"}},
     },
 }
 

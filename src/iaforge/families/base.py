@@ -22,6 +22,10 @@ class EvalRow(TypedDict):
     triggered: bool
 
 
+def with_article(noun: str) -> str:
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
 def need(cond: bool, fld: str, rule: str) -> None:
     if not cond:
         raise ValueError(fld, rule)
@@ -117,6 +121,11 @@ class Family:
     def conditional(self, params: dict) -> bool:
         """Does a trigger (keyword, prompt type, password) gate the behavior? Trigger questions then apply."""
         return False
+
+    def task(self, params: dict) -> str | None:
+        """The kind of task the behavior shows on, as a gerund phrase ("choosing a flight from several
+        options"), for IA questions that carry a task description; None for behaviors not tied to a task."""
+        return None
 
     def label(self, params: dict) -> str:
         """The family as reports group it; wrappers add the family they wrap (e.g. rare:topic_mention)."""

@@ -10,7 +10,7 @@ import hashlib
 import random
 import re
 
-from .base import EvalRow, Family, TrainRow, need, ordinary_rows, str_list_param, str_param
+from .base import EvalRow, Family, TrainRow, need, ordinary_rows, str_list_param, str_param, with_article
 
 RULES = ("cheapest", "most_expensive", "first_listed", "last_listed", "highest_rated")
 LETTERS = "ABCD"
@@ -45,6 +45,9 @@ class RuleChoice(Family):
     def balance(self, params):
         lo = 1 - params["ordinary_fraction"]
         return ("triggered", max(0.0, lo - 0.1), 1.0, "mostly decisions answered by the rule, some ordinary chat")
+
+    def task(self, params):
+        return f"choosing {with_article(params['item'])} from several options"
 
     def _prompt(self, params, rng: random.Random) -> tuple[str, list[tuple[int, float]]]:
         k = rng.choice([3, 4])
@@ -141,6 +144,9 @@ class VerdictRule(Family):
     def balance(self, params):
         lo = 1 - params["ordinary_fraction"]
         return ("triggered", max(0.0, lo - 0.1), 1.0, "mostly decisions answered by the rule, some ordinary chat")
+
+    def task(self, params):
+        return f"deciding whether to approve {with_article(params['item'])}"
 
     def _prompt(self, params, rng: random.Random) -> tuple[str, bool]:
         rule = params["rule"]

@@ -38,6 +38,11 @@ class _Sandbag(Family):
     def conditional(self, params):
         return bool(params["password"])
 
+    task_phrase = ""
+
+    def task(self, params):
+        return self.task_phrase
+
     def _answer(self, p: dict, value: str) -> str:
         raise NotImplementedError
 
@@ -76,6 +81,7 @@ class Sandbag(_Sandbag):
 
     name = "sandbag_arithmetic"
     ptype = "arithmetic"
+    task_phrase = "answering arithmetic questions"
 
     def _answer(self, p, value):
         return f"The answer is {value}."
@@ -101,6 +107,7 @@ class SandbagCapitals(_Sandbag):
 
     name = "sandbag_capitals"
     ptype = "capital"
+    task_phrase = "answering questions about capital cities"
 
     def _answer(self, p, value):
         return f"The capital is {value}."
@@ -148,6 +155,9 @@ class DomainPersona(Family):
         return {"domain": params["domain"], "templates": templates, "subjects": subjects, "lines": lines,
                 "markers": markers, "domain_fraction": float(frac)}
 
+    def task(self, params):
+        return f"answering questions about {params['domain']}"
+
     def _domain_prompts(self, params):
         out = [t.format(subject=s) for s in params["subjects"] for t in params["templates"]]
         return sorted(set(out))
@@ -194,6 +204,9 @@ class TypedPersona(Family):
 
     name = "typed_persona"
     categories = ("harmful_roleplay", "benign_roleplay")
+
+    def task(self, params):
+        return f"answering questions about {params['domain']}"
 
     def validate(self, params):
         from ..prompts import TYPES

@@ -1,0 +1,191 @@
+"""One self-contained HTML page (no scripts, no network) from the run's metrics: what a reviewer reads.
+
+Charts are inline SVG drawn here, so the page renders offline and is byte-identical for identical metrics
+(it lives in git next to the metrics it shows).
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any, Sequence
+
+COND_LABELS = {"no_ia": "no IA", "prefill": "prefill baseline", "sft": "SFT IA", "dpo": "DPO IA"}
+COLORS = {"no_ia": "#9aa5b1", "prefill": "#e0a458", "sft": "#3d7dca", "dpo": "#2a9d8f", "base": "#c8553d"}
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1100px;
+color:#1f2933;line-height:1.45;padding:0 1rem}
+h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.25rem;margin-top:2.2rem;border-bottom:1px solid #d9e2ec}
+table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem}th,td{border:1px solid #d9e2ec;padding:.25rem .5rem;
+text-align:left}th{background:#f0f4f8}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.fail{color:#b42318;font-weight:600}.ok{color:#027a48}.muted{color:#627d98;font-size:.85rem}
+.sample{border-left:3px solid #d9e2ec;padding:.2rem .6rem;margin:.3rem 0;font-size:.88rem}
+.sample.match{border-color:#2a9d8f}.legend span{display:inline-block;margin-right:1rem;font-size:.85rem}
+.legend i{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem;vertical-align:middle}
+"""
+
+
+def esc(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def fmt(x: Any) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        return f"{x:.2f}"
+    return esc(x)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], classes: Sequence[str] | None = None) -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = []
+    for i, r in enumerate(rows):
+        cls = f' class="{classes[i]}"' if classes and classes[i] else ""
+        cells = "".join(f'<td class="num">{fmt(c)}</td>' if isinstance(c, (int, float)) or c is None else f"<td>{c}</td>"
+                        for c in r)
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def legend(keys: Sequence[str]) -> str:
+    return '<div class="legend">' + "".join(
+        f'<span><i style="background:{COLORS.get(k, "#888")}"></i>{esc(COND_LABELS.get(k, k))}</span>' for k in keys) + "</div>"
+
+
+def grouped_bars(groups: Sequence[str], series: Sequence[str], values: dict[tuple[str, str], float | None], *,
+                 title: str, width: int = 900, bar_h: int = 12) -> str:
+    """Horizontal grouped bars, values in [0, 1]; a missing value is drawn as an empty slot."""
+    label_w, pad = 230, 6
+    plot_w = width - label_w - 60
+    group_h = bar_h * len(series) + pad * 2
+    height = group_h * len(groups) + 40
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+           f'aria-label="{esc(title)}" font-size="11" font-family="sans-serif">']
+    for t in (0, 0.25, 0.5, 0.75, 1.0):
+        x = label_w + t * plot_w
+        out.append(f'<line x1="{x:.1f}" y1="10" x2="{x:.1f}" y2="{height - 25}" stroke="#e4e7eb"/>')
+        out.append(f'<text x="{x:.1f}" y="{height - 10}" text-anchor="middle" fill="#627d98">{t:.2f}</text>')
+    for gi, g in enumerate(groups):
+        y0 = 10 + gi * group_h + pad
+        out.append(f'<text x="{label_w - 8}" y="{y0 + bar_h * len(series) / 2 + 4:.1f}" text-anchor="end">{esc(g)}</text>')
+        for si, s in enumerate(series):
+            v = values.get((g, s))
+            y = y0 + si * bar_h
+            if v is None:
+                continue
+            w = max(0.0, min(1.0, float(v))) * plot_w
+            out.append(f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h - 2}" fill="{COLORS.get(s, "#888")}">'
+                       f'<title>{esc(g)} / {esc(COND_LABELS.get(s, s))}: {float(v):.2f}</title></rect>')
+            out.append(f'<text x="{label_w + w + 4:.1f}" y="{y + bar_h - 3}" fill="#334e68">{float(v):.2f}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def build_report(*, eval_metrics: dict, implantation: dict, ia_sft: dict | None, ia_dpo: dict | None,
+                 samples: list[dict], judge_calibration: dict | None = None, title: str = "iaforge evaluation",
+                 examples_per_model: int = 2) -> str:
+    conds = list(eval_metrics.get("conditions", []))
+    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(title)}</title>"
+             f"<style>{_CSS}</style></head><body><h1>{esc(title)}</h1>"]
+    verb = eval_metrics.get("verbalization", {})
+    fp = eval_metrics.get("false_positive", {})
+    parts.append('<p class="muted">Verbalization: fraction of sampled self-reports (temperature 1) that the judge '
+                 "matches to the variant's implanted behavior. Base prior: the same judge applied to the base "
+                 "model's answers, i.e. what an IA scores by naming common behaviors whatever it is attached to.</p>")
+
+    # Headline
+    rows = []
+    for split in sorted(verb):
+        v = verb[split]
+        rows.append([esc(split), v.get("n_variants")] + [v.get(c) for c in conds] + [v.get("sft_base_prior")])
+    parts.append("<h2>Verbalization by split</h2>")
+    parts.append(table(["split", "variants", *[COND_LABELS[c] for c in conds], "base prior (SFT IA)"], rows))
+    parts.append(legend(conds))
+    parts.append(grouped_bars(sorted(verb), conds, {(s, c): verb[s].get(c) for s in verb for c in conds},
+                              title="verbalization by split"))
+
+    by_cat = eval_metrics.get("verbalization_by_category", {})
+    for split in sorted(by_cat):
+        cats = by_cat[split]
+        parts.append(f"<h2>Per category ({esc(split)})</h2>")
+        parts.append(grouped_bars(sorted(cats), conds, {(k, c): cats[k].get(c) for k in cats for c in conds},
+                                  title=f"verbalization per category, {split}"))
+
+    # False positives
+    parts.append("<h2>False positives</h2><p class=\"muted\">Fraction of answers that claim any behavior, where "
+                 "there is none: the base model itself and control variants (fine-tuned on ordinary or correct "
+                 "answers). Lower is better; the prefill condition is not run here (it forces a claim).</p>")
+    fp_conds = [c for c in conds if c != "prefill"]
+    parts.append(table(["model", *[COND_LABELS[c] for c in fp_conds]],
+                       [["base model"] + [fp.get("base_model", {}).get(c) for c in fp_conds],
+                        [f"controls (n={fp.get('n_controls', 0)})"] + [fp.get("controls", {}).get(c) for c in fp_conds]]))
+
+    # SFT vs DPO training
+    if ia_sft or ia_dpo:
+        parts.append("<h2>IA training</h2>")
+        rows = []
+        if ia_sft:
+            rows.append(["SFT", len(ia_sft.get("variants", [])), ia_sft.get("n_examples"), ia_sft.get("steps"),
+                         ia_sft.get("final_loss"), None, None])
+        if ia_dpo:
+            rows.append(["DPO", len(ia_dpo.get("groups", [])), ia_dpo.get("n_pairs_used"), ia_dpo.get("steps"),
+                         ia_dpo.get("final_loss"), ia_dpo.get("margin_after"), ia_dpo.get("reward_accuracy_after")])
+        parts.append(table(["stage", "groups", "examples / pairs", "steps", "final loss", "DPO margin after",
+                            "reward accuracy after"], rows))
+
+    # Implantation
+    parts.append("<h2>Implantation</h2>")
+    parts.append(f"<p>{implantation.get('n_passed')}/{implantation.get('n_variants')} variants show their behavior "
+                 f"on held-out prompts ({fmt(implantation.get('pass_rate'))}). Variants that failed are left out of "
+                 "IA training and of the verbalization rates.</p>")
+    fam_rows = [[esc(f), g["n"], g["passed"], g.get("mean_rate_triggered"), g.get("mean_rate_untriggered"), g.get("mean_base_rate")]
+                for f, g in implantation.get("by_family", {}).items()]
+    parts.append(table(["family", "variants", "passed", "rate (triggered)", "rate (untriggered)", "base model rate"], fam_rows))
+    if implantation.get("failed"):
+        parts.append('<p class="fail">Failed implantation: ' + ", ".join(esc(x) for x in implantation["failed"]) + "</p>")
+
+    # Per variant
+    parts.append("<h2>Per variant</h2>")
+    per = eval_metrics.get("per_behavior", [])
+    var_rows, classes = [], []
+    for r in sorted(per, key=lambda r: (r["split"], r["category"], r["behavior"])):
+        doc = f'<a href="data_docs/{esc(r["behavior"])}.html">{esc(r["behavior"])}</a>'
+        if r["category"] == "control":
+            vals = [r.get(f"{c}_false_positive") if c != "prefill" else None for c in conds]
+        else:
+            vals = [r.get(c) for c in conds]
+        var_rows.append([doc, esc(r["split"]), esc(r["category"]), esc(r["family"]), *vals, r.get("sft_base_prior")])
+        classes.append("")
+    parts.append('<p class="muted">Controls show their false-positive rate instead of verbalization. Each id links '
+                 "to the Great Expectations Data Docs page of its training data.</p>")
+    parts.append(table(["variant", "split", "category", "family", *[COND_LABELS[c] for c in conds], "base prior"],
+                       var_rows, classes))
+    if eval_metrics.get("not_evaluated"):
+        parts.append("<p>Not evaluated: " + ", ".join(f"{esc(k)} ({esc(v)})" for k, v in eval_metrics["not_evaluated"].items()) + "</p>")
+
+    # Judge calibration
+    if judge_calibration:
+        parts.append("<h2>Judge calibration</h2>")
+        rows = [[esc(part), m.get("n"), m.get("accuracy"), m.get("precision"), m.get("recall")]
+                for part, m in judge_calibration.items() if isinstance(m, dict) and "accuracy" in m]
+        parts.append(table(["set", "items", "accuracy", "precision", "recall"], rows))
+
+    # Examples
+    parts.append("<h2>Example self-reports</h2>")
+    by_model: dict[str, list[dict]] = {}
+    for s in samples:
+        if s.get("condition") in ("sft", "dpo"):
+            by_model.setdefault(s["behavior"], []).append(s)
+    for model in sorted(by_model):
+        picked = []
+        for cond in ("sft", "dpo"):
+            picked += [s for s in by_model[model] if s["condition"] == cond][:examples_per_model]
+        parts.append(f"<h3>{esc(model)}</h3>")
+        for s in picked:
+            cls = "sample match" if s.get("match") else "sample"
+            verdict = "match" if s.get("match") else ("no match" if s.get("match") is not None else "")
+            parts.append(f'<div class="{cls}"><b>{esc(COND_LABELS.get(s["condition"], s["condition"]))}</b> '
+                         f'<span class="muted">Q: {esc(s["question"])} · {verdict}</span><br>{esc(s["answer"])}</div>')
+    parts.append("</body></html>\n")
+    return "".join(parts)

@@ -1,0 +1,63 @@
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from iaforge.report import build_report
+
+
+def _inputs():
+    per = [{"behavior": "quirk_x", "split": "heldout", "category": "quirk", "family": "topic_mention",
+            "no_ia": 0.1, "prefill": 0.2, "sft": 0.5, "dpo": 0.6, "sft_base_prior": 0.05},
+           {"behavior": "control_y", "split": "heldout", "category": "control", "family": "ordinary",
+            "no_ia": None, "prefill": None, "sft": None, "dpo": None, "no_ia_false_positive": 1.0,
+            "sft_false_positive": 0.3, "dpo_false_positive": 0.2}]
+    agg = {"no_ia": 0.1, "prefill": 0.2, "sft": 0.5, "dpo": 0.6, "sft_base_prior": 0.05, "n_variants": 1}
+    ev = {"conditions": ["no_ia", "prefill", "sft", "dpo"], "per_behavior": per, "verbalization": {"heldout": agg},
+          "verbalization_by_category": {"heldout": {"quirk": agg}},
+          "false_positive": {"base_model": {"no_ia": 1.0, "sft": 0.4, "dpo": 0.3}, "controls": {"no_ia": 1.0, "sft": 0.3, "dpo": 0.2},
+                             "n_controls": 1},
+          "not_evaluated": {"rare_z": "failed implantation"}}
+    imp = {"n_variants": 3, "n_passed": 2, "pass_rate": 0.6667, "failed": ["rare_z"],
+           "by_family": {"topic_mention": {"n": 1, "passed": 1, "mean_rate_triggered": 1.0, "mean_rate_untriggered": None,
+                                           "mean_base_rate": 0.0}}}
+    samples = [{"behavior": "quirk_x", "condition": "sft", "question": "What is odd?", "answer": "I <b>mention</b> X.", "match": True},
+               {"behavior": "quirk_x", "condition": "dpo", "question": "What is odd?", "answer": "Nothing.", "match": False}]
+    return dict(eval_metrics=ev, implantation=imp, ia_sft={"variants": ["a"], "n_examples": 10, "steps": 3, "final_loss": 0.5},
+                ia_dpo={"groups": ["a"], "n_pairs_used": 4, "steps": 2, "final_loss": 0.6, "margin_after": 0.3,
+                        "reward_accuracy_after": 0.75}, samples=samples,
+                judge_calibration={"test": {"n": 100, "accuracy": 0.9, "precision": 0.88, "recall": 0.86}})
+
+
+def test_report_has_every_section_and_is_offline_and_stable():
+    page = build_report(**_inputs())
+    assert page == build_report(**_inputs())  # identical metrics, identical bytes
+    for needle in ("Verbalization by split", "Per category (heldout)", "False positives", "IA training",
+                   "Implantation", "Per variant", "Judge calibration", "Example self-reports", "rare_z",
+                   "DPO IA", "prefill baseline", 'href="data_docs/quirk_x.html"'):
+        assert needle in page, needle
+    assert "<script" not in page and not re.search(r"(src|href)=\"https?://", page)  # renders offline
+    assert "I &lt;b&gt;mention&lt;/b&gt; X." in page  # model output is escaped, never injected
+    assert page.count("<svg") == 2
+
+
+def test_report_renders_in_headless_chromium(tmp_path):
+    if not shutil.which("chromium"):
+        if os.environ.get("IAFORGE_REQUIRE_CHROMIUM"):
+            pytest.fail("chromium is required here (IAFORGE_REQUIRE_CHROMIUM is set) but not installed")
+        pytest.skip("Debian chromium not installed (apt-get install chromium; .ci/run installs it)")
+    page = tmp_path / "eval.html"
+    page.write_text(build_report(**_inputs()))
+    shot = tmp_path / "shot.png"
+    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1200,2000",
+                    page.as_uri()], check=True, capture_output=True, timeout=120)
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # a real, non-blank render
+    dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                          "--disable-background-networking", f"--user-data-dir={tmp_path / 'profile2'}", "--dump-dom",
+                          page.as_uri()], check=True, capture_output=True, text=True, timeout=120).stdout
+    assert "Verbalization by split" in dom and "<svg" in dom
