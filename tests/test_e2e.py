@@ -47,7 +47,7 @@ def pipeline(tmp_path_factory, repo_root):
 def test_first_run_builds_every_stage_and_valid_artifacts(pipeline):
     work, _, out = pipeline
     behaviors = yaml.safe_load((work / "params.yaml").read_text())["behaviors"]
-    expected = {"base", "prompts", "base_responses", "implantation", "ia_sft", "ia_dpo", "evaluate"}
+    expected = {"base", "prompts", "base_responses", "implantation", "ia_sft", "ia_dpo", "evaluate", "judge_calibration", "report"}
     expected |= {f"{s}@{b}" for b in behaviors for s in ("behavior_data", "variant")}
     assert _ran(out) == expected
     assert (work / "models/base/model.safetensors").is_file()
@@ -69,6 +69,8 @@ def test_first_run_builds_every_stage_and_valid_artifacts(pipeline):
     assert (work / "models/ia/dpo/adapter_model.safetensors").is_file()
     dpo = json.loads((work / "metrics/ia_dpo.json").read_text())
     assert dpo["params_changed"] is True
+    page = (work / "reports/eval.html").read_text()
+    assert "Verbalization by split" in page and "quirk_topic_lighthouses" in page
 
 
 def test_second_run_is_a_no_op(pipeline):
@@ -84,7 +86,7 @@ def test_changing_one_behavior_reruns_only_it_and_downstream(pipeline):
     entry["params"]["sentences"].append("A lighthouse beam can be seen from far out at sea.")
     spec.write_text(yaml.safe_dump(entry, sort_keys=False))
     assert _ran(_run(["dvc", "repro"], work, env)) == {
-        "behavior_data@quirk_topic_lighthouses", "variant@quirk_topic_lighthouses", "implantation", "evaluate"}
+        "behavior_data@quirk_topic_lighthouses", "variant@quirk_topic_lighthouses", "implantation", "evaluate", "report"}
 
 
 def test_corrupt_adapter_fails_cleanly_and_keeps_old_metrics(pipeline):

@@ -2,9 +2,21 @@
 
 The file carries its own truths (it does not read the behavior catalog). Items are split deterministically into a
 dev part (for tuning judge thresholds and rules) and a held-out test part (for reporting): all items that share a
-truth land on the same side, so the test part holds behaviors never looked at while tuning.
+truth land on the same side, so the test part holds behaviors never looked at while tuning. Items with the
+FRESH_PREFIX id were written after the rules were fixed; their test part is reported alone as `test_fresh`.
 
-    python -m iaforge.judge_calibration [--path data/judge/calibration.yaml] [--judge '{"kind": "embedding"}']
+    python -m iaforge.judge_calibration [--path FILE] [--judge '{"kind": "embedding"}'] [--errors]
+
+Measured (306 items; the original judge of commit ebccf67 -> the default EmbeddingJudge now):
+    part        n    accuracy        precision       recall
+    dev        140   0.807 -> 0.929  0.771 -> 0.951  0.831 -> 0.892
+    test       166   0.771 -> 0.892  0.741 -> 0.916  0.779 -> 0.844
+    test_fresh  32   0.656 -> 0.813  0.625 -> 0.800  0.667 -> 0.800
+How honest the test number is: rules and thresholds were chosen on dev. On the first 250 items the first look at
+test gave accuracy 0.873 (P 0.881, R 0.839). Its errors then showed two bugs that were fixed ("for no particular
+reason" read as an abstention; the persona-direction rule skipped truths without a safety word), and leak_threshold
+went from 0.6 to 0.7 (dev is flat over 0.55-1.0; the brief's own example "Volcanoes are mountains that erupt" scored
+0.63-0.65). So `test` is no longer fully held out; `test_fresh` (written after all that) is, but it is small.
 """
 
 from __future__ import annotations
@@ -191,6 +203,8 @@ def predict(judge: Judge, items: Sequence[CalibrationItem]) -> list[bool]:
     groups: dict[tuple, list[int]] = {}
     for i, it in enumerate(items):
         groups.setdefault((it.truths, it.key_terms), []).append(i)
+    if hasattr(judge, "prefetch"):  # one batched embedding pass instead of one per group
+        judge.prefetch([*(it.report for it in items), *(t for it in items for t in it.truths)])
     out: list[bool | None] = [None] * len(items)
     for (truths, keys), idx in groups.items():
         verdicts = judge.judge([items[i].report for i in idx], list(truths), list(keys))

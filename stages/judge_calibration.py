@@ -1,0 +1,24 @@
+"""Stage `judge_calibration`: the evaluation judge's accuracy, precision and recall on the hand-labelled
+calibration set (data/judge/calibration.yaml), so every verbalization number comes with its judge's error."""
+
+from iaforge.stagekit import main
+
+
+def run():
+    from iaforge.fsio import write_json
+    from iaforge.judge import make_judge
+    from iaforge.judge_calibration import run_calibration
+    from iaforge.params import load_params
+
+    p = load_params()["evaluate"]
+    res = run_calibration(make_judge(p["judge"]), "data/judge/calibration.yaml")
+    write_json("metrics/judge_calibration.json", res)
+    for part in ("dev", "test", "test_fresh", "all"):
+        m = res.get(part)
+        if m:
+            print(f"judge on {part:<10} n={m['n']:<4} accuracy {m['accuracy']:.3f}  precision {m['precision']:.3f}  "
+                  f"recall {m['recall']:.3f}")
+
+
+if __name__ == "__main__":
+    main(run)
