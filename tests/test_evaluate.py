@@ -50,6 +50,23 @@ def test_evaluation_bookkeeping(tiny_base, two_variants, tmp_path, repo_root):
     assert {r["condition"] for r in plot_rows} == {"no_ia", "prefill", "sft", "dpo"}
     assert per["v_one"]["sft_base_prior"] == 1.0  # base answers judged against v_one's truth
     assert metrics["verbalization_by_category"]["heldout"]["quirk"]["n_variants"] == 1
+    assert per["v_one"]["sft_audit"] == 1.0 and metrics["verbalization"]["heldout"]["sft_audit"] == 1.0
+    assert {a["condition"] for a in metrics["audits"]} == {"no_ia", "prefill", "sft", "dpo"}
+    assert per["v_one"]["distance"] == "category"  # no ia_train variant given: a category the IA never saw
+    assert metrics["verbalization_by_distance"]["category"]["n_variants"] == 1
+
+
+def test_generalization_distance():
+    from iaforge.evaluate import distance
+
+    trained = [{"id": "a", "category": "quirk", "family": "topic_mention", "family_label": "topic_mention"},
+               {"id": "r", "category": "rare_quirk", "family": "rare", "family_label": "rare:topic_mention"}]
+    rec = lambda i, c, f, l=None: {"id": i, "category": c, "family": f, "family_label": l or f}
+    assert distance(rec("a", "quirk", "topic_mention"), trained) == "trained"
+    assert distance(rec("b", "quirk", "topic_mention"), trained) == "instance"
+    assert distance(rec("c", "quirk", "all_caps"), trained) == "family"
+    assert distance(rec("d", "rare_quirk", "rare", "rare:fixed_phrase"), trained) == "family"
+    assert distance(rec("e", "backdoor", "keyword_backdoor"), trained) == "category"
 
 
 def test_unknown_condition_is_a_clear_error(tiny_base, two_variants, repo_root):

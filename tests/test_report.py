@@ -16,7 +16,7 @@ def _inputs():
             "sft_false_positive": 0.3, "dpo_false_positive": 0.2}]
     agg = {"no_ia": 0.1, "prefill": 0.2, "sft": 0.5, "dpo": 0.6, "sft_base_prior": 0.05, "n_variants": 1}
     ev = {"conditions": ["no_ia", "prefill", "sft", "dpo"], "per_behavior": per, "verbalization": {"heldout": agg},
-          "verbalization_by_category": {"heldout": {"quirk": agg}},
+          "verbalization_by_category": {"heldout": {"quirk": agg}}, "verbalization_by_distance": {"instance": agg},
           "false_positive": {"base_model": {"no_ia": 1.0, "sft": 0.4, "dpo": 0.3}, "controls": {"no_ia": 1.0, "sft": 0.3, "dpo": 0.2},
                              "n_controls": 1},
           "not_evaluated": {"rare_z": "failed implantation"}}
@@ -35,7 +35,7 @@ def test_report_has_every_section_and_is_offline_and_stable():
     page = build_report(**_inputs())
     assert page == build_report(**_inputs())  # identical metrics, identical bytes
     for needle in ("Verbalization by split", "Per category (heldout)", "False positives", "IA training",
-                   "Implantation", "Per variant", "Judge calibration", "Example self-reports", "rare_z",
+                   "Implantation", "Per variant", "Generalization distance", "Judge calibration", "Example self-reports", "rare_z",
                    "DPO IA", "prefill baseline", 'href="data_docs/quirk_x.html"'):
         assert needle in page, needle
     assert "<script" not in page and not re.search(r"(src|href)=\"https?://", page)  # renders offline

@@ -98,9 +98,14 @@ def build_report(*, eval_metrics: dict, implantation: dict, ia_sft: dict | None,
     rows = []
     for split in sorted(verb):
         v = verb[split]
-        rows.append([esc(split), v.get("n_variants")] + [v.get(c) for c in conds] + [v.get("sft_base_prior")])
+        rows.append([esc(split), v.get("n_variants")] + [v.get(c) for c in conds] + [v.get("sft_base_prior")]
+                    + [v.get(f"{c}_audit") for c in conds])
     parts.append("<h2>Verbalization by split</h2>")
-    parts.append(table(["split", "variants", *[COND_LABELS[c] for c in conds], "base prior (SFT IA)"], rows))
+    parts.append(table(["split", "variants", *[COND_LABELS[c] for c in conds], "base prior (SFT IA)",
+                        *[f"audit top-5: {COND_LABELS[c]}" for c in conds]], rows))
+    parts.append('<p class="muted">Audit top-5: all of a model\'s sampled reports reduced to at most 5 distinct '
+                 "candidate behaviors (embedding clusters ranked by support); success when any candidate matches "
+                 "(AuditBench-style). Fraction of models audited successfully.</p>")
     parts.append(legend(conds))
     parts.append(grouped_bars(sorted(verb), conds, {(s, c): verb[s].get(c) for s in verb for c in conds},
                               title="verbalization by split"))
@@ -111,6 +116,15 @@ def build_report(*, eval_metrics: dict, implantation: dict, ia_sft: dict | None,
         parts.append(f"<h2>Per category ({esc(split)})</h2>")
         parts.append(grouped_bars(sorted(cats), conds, {(k, c): cats[k].get(c) for k in cats for c in conds},
                                   title=f"verbalization per category, {split}"))
+
+    dist = eval_metrics.get("verbalization_by_distance", {})
+    if dist:
+        parts.append("<h2>Generalization distance</h2><p class=\"muted\">instance: a new behavior of a family the "
+                     "IA trained on; family: a family it never saw, of a trained category; category: a category it "
+                     "never saw. Variants of every split except ia_train.</p>")
+        parts.append(table(["distance", "variants", *[COND_LABELS[c] for c in conds]],
+                           [[esc(d), dist[d].get("n_variants"), *[dist[d].get(c) for c in conds]]
+                            for d in ("instance", "family", "category") if d in dist]))
 
     # False positives
     parts.append("<h2>False positives</h2><p class=\"muted\">Fraction of answers that claim any behavior, where "

@@ -39,13 +39,14 @@ _AGGREGATE = {"type": "object", "additionalProperties": {
 
 EVAL = {
     "type": "object",
-    "required": ["conditions", "verbalization", "verbalization_by_category", "verbalization_by_family", "per_behavior",
+    "required": ["conditions", "verbalization", "verbalization_by_category", "verbalization_by_family", "verbalization_by_distance", "per_behavior",
                  "base_model", "false_positive", "not_evaluated", "settings"],
     "properties": {
         "conditions": {"type": "array", "minItems": 1, "items": {"enum": ["no_ia", "prefill", "sft", "dpo"]}},
         "verbalization": _AGGREGATE,
         "verbalization_by_category": {"type": "object", "additionalProperties": _AGGREGATE},
         "verbalization_by_family": {"type": "object", "additionalProperties": _AGGREGATE},
+        "verbalization_by_distance": _AGGREGATE,
         "per_behavior": {"type": "array", "minItems": 1, "items": _PER_BEHAVIOR},
         "false_positive": {"type": "object", "required": ["base_model", "controls", "n_controls"],
                            "properties": {"base_model": {"type": "object", "additionalProperties": _RATE},
