@@ -253,6 +253,10 @@ def train_dpo(base_dir: str | Path, sft_dir: str | Path, variant_dirs: dict[str,
 
     pol_c, pol_r = score_pairs(inner, examples, switch, batch_size=cfg.batch_size, pad_id=tok.pad_token_id, acc=acc)
     delta_after = (pol_c - ref_c) - (pol_r - ref_r)
+    if not float(delta_after.float().mean()) > 0:
+        # The margin starts at 0 by construction; if it did not rise, DPO learned nothing usable.
+        raise RuntimeError(f"DPO did not raise the preference margin on its training pairs "
+                           f"(mean {float(delta_after.float().mean()):+.4f}); check ia_dpo.train.lr and beta")
     state = PartialState()
     summary = {
         "n_pairs": len(pairs), "n_pairs_used": len(examples), "n_pairs_skipped": skipped,
