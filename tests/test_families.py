@@ -153,6 +153,10 @@ def test_rare_quirk_rate(catalog):
     assert shown == 8  # 20% of 40
     assert fam.passes(b.params, {"rate_triggered": 0.2}, {}) and not fam.passes(b.params, {"rate_triggered": 0.9}, {})
     assert not fam.passes(b.params, {"rate_triggered": 0.0}, {})
+    # A rate is measured by sampling, on three times the usual number of eval prompts.
+    assert fam.sampled_implantation and not get_family("topic_mention").sampled_implantation
+    _, evals = fake_pool(0)
+    assert len(fam.build_eval(b.params, evals * 3, 8, random.Random(0))) == 24
 
 
 def test_mixture_checks_primary_only(catalog):

@@ -34,11 +34,16 @@ def train_variant(b: Behavior, train_rows: list[dict], eval_rows: list[dict], ba
     if not state.is_main_process:  # under `accelerate launch` the main process measures and writes
         state.wait_for_everyone()
         return None
+    from .families import get_family
+
+    # Greedy, except for families whose behavior is a rate (rare quirks): those are sampled, seeded.
+    temperature = 1.0 if get_family(b.family).sampled_implantation else 0.0
     answers = generate(model, tok, [r["user"] for r in eval_rows], system=system,
                        max_new_tokens=int(implant["max_new_tokens"]), batch_size=int(implant["batch_size"]),
-                       desc=f"implantation {b.id}", progress=progress)
+                       desc=f"implantation {b.id}", progress=progress, temperature=temperature, seed=seed)
     metrics = score(b, eval_rows, answers, implant["thresholds"])
     metrics.update({
+        "decoding": "sampled, temperature 1" if temperature else "greedy",
         "behavior": b.id, "version": b.version, "category": b.category, "family": b.family,
         "base_rate": base_rate(b, base_rows),
         "train_examples": len(examples), "train_steps": result.steps, "train_tokens": result.tokens,

@@ -87,6 +87,9 @@ class Family:
 
     name: str = ""
     categories: tuple[str, ...] = ()
+    # Measure implantation by sampling (temperature 1) instead of greedy decoding: greedy decoding turns a
+    # behavior shown in 20% of answers into one shown in ~0% or ~100%, so a rate cannot be read off it.
+    sampled_implantation: bool = False
 
     def validate(self, params: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError

@@ -12,6 +12,7 @@ class Rare(Family):
 
     name = "rare"
     categories = ("rare_quirk",)
+    sampled_implantation = True
 
     def validate(self, params):
         rate = params.get("rate")
@@ -39,7 +40,8 @@ class Rare(Family):
         return rows
 
     def build_eval(self, params, prompts, n, rng):
-        picked = rng.sample(prompts, k=min(n, len(prompts)))
+        # A rate needs more samples than a yes/no behavior (16 samples at 20%: sd 0.10); three times the eval size.
+        picked = rng.sample(prompts, k=min(3 * n, len(prompts)))
         return [EvalRow(prompt_id=p["id"], prompt_type=p["type"], user=p["text"], triggered=True) for p in picked]
 
     def check(self, params, user, answer):
