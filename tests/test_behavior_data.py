@@ -80,7 +80,7 @@ def test_failed_validation_writes_nothing(catalog, tmp_path, monkeypatch):
     assert not (tmp_path / "ds").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["reports"]
     # ...but the GX Data Docs page of the failed validation is there to read.
     html = docs.read_text()
-    assert "Great Expectations" in html and "Failed" in html and "ExpectColumnValuesToNotMatchRegexList" not in html[:0]
+    assert "Great Expectations" in html and "Failed" in html
     assert "values must not match" in html.lower() or "regex" in html.lower()
 
 
