@@ -56,7 +56,9 @@ def test_first_run_builds_every_stage_and_valid_artifacts(pipeline):
         assert (vdir / "adapter_model.safetensors").is_file() and (vdir / "adapter_config.json").is_file()
         assert json.loads((work / f"data/behaviors/{bid}/validation.json").read_text())["success"] is True
         assert "Great Expectations" in (work / f"reports/data_docs/{bid}.html").read_text()
-        validate("implantation", json.loads((work / f"metrics/implantation/{bid}.json").read_text()), bid)
+        measured = json.loads((work / f"metrics/implantation/{entry['split']}.json").read_text())[bid]
+        validate("implantation", measured, bid)
+        assert measured["split"] == entry["split"] and measured["decoding"].endswith(", 6 new tokens")  # the profile
     assert (work / "models/ia/sft/adapter_model.safetensors").is_file()
     summary = json.loads((work / "metrics/implantation_summary.json").read_text())
     assert summary["n_variants"] == len(behaviors) and set(summary["variants"]) == set(behaviors)
@@ -85,8 +87,11 @@ def test_changing_one_behavior_reruns_only_it_and_downstream(pipeline):
     entry["version"] += 1
     entry["params"]["sentences"].append("A lighthouse beam can be seen from far out at sea.")
     spec.write_text(yaml.safe_dump(entry, sort_keys=False))
-    assert _ran(_run(["dvc", "repro"], work, env)) == {
-        "behavior_data@quirk_topic_lighthouses", "variant@quirk_topic_lighthouses", "implantation", "evaluate", "report"}
+    ran = _ran(_run(["dvc", "repro"], work, env))
+    must = {"behavior_data@quirk_topic_lighthouses", "variant@quirk_topic_lighthouses", "implantation", "evaluate"}
+    # report reruns only if what it reads changed (a tiny random model may give byte-identical metrics);
+    # the IA stages must not rerun: their split's implantation file did not change
+    assert must <= ran <= must | {"report"}
 
 
 def test_corrupt_adapter_fails_cleanly_and_keeps_old_metrics(pipeline):

@@ -1,5 +1,6 @@
 import random
 
+import pytest
 import torch
 
 from iaforge.training import Example, TrainConfig, collate, encode_rows, lora_config, make_batches, resolve_precision, train, IGNORE
@@ -48,3 +49,14 @@ def test_precision_auto_never_picks_emulated_bf16():
     if not torch.cuda.is_available():
         assert resolve_precision("auto") == want
     assert resolve_precision("no") == "no"
+
+
+def test_lora_on_top_layers_only():
+    cfg = lora_config({"r": 4, "top_layers": 3}, n_layers=5)
+    assert list(cfg.layers_to_transform) == [2, 3, 4]
+    assert lora_config({"r": 4, "top_layers": 30}, n_layers=5).layers_to_transform is None  # more than exist: all
+    assert lora_config({"r": 4}).layers_to_transform is None
+    with pytest.raises(ValueError, match="top_layers"):
+        lora_config({"r": 4, "top_layers": 0}, n_layers=5)
+    with pytest.raises(ValueError, match="number of layers"):
+        lora_config({"r": 4, "top_layers": 2})

@@ -43,6 +43,14 @@ class Behavior:
     def truths(self) -> list[str]:
         return [self.description, *self.paraphrases]
 
+    @classmethod
+    def from_record(cls, rec: dict[str, Any]) -> "Behavior":
+        """Rebuild from `behavior_record` (data/behaviors/<id>/behavior.json): stages downstream of
+        behavior_data read that record, so they depend on the built dataset, not on the catalog file."""
+        return cls(id=rec["id"], version=int(rec["version"]), category=rec["category"], family=rec["family"],
+                   params=rec["params"], description=rec["description"], paraphrases=tuple(rec["paraphrases"]),
+                   key_terms=tuple(rec["key_terms"]), split=rec["split"], training=dict(rec.get("training") or {}))
+
 
 def _need(cond: bool, file, entry, fld, rule):
     if not cond:

@@ -6,23 +6,15 @@ reader needs to see which *kind* of behavior did not take at this model size.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from .fsio import read_json
 
-
-def collect(root: str | Path) -> list[dict[str, Any]]:
-    """One row per trained variant under root/<split>/<id>/variant.json."""
-    rows = []
-    for vj in sorted(Path(root).glob("*/*/variant.json")):
-        info = read_json(vj)
-        b, m = info["behavior"], info["implantation"]
-        rows.append({"id": b["id"], "split": vj.parent.parent.name, "category": b["category"],
-                     "family": b.get("family_label", b["family"]), "passed": bool(m["passed"]),
-                     "rate_triggered": m.get("rate_triggered"), "rate_untriggered": m.get("rate_untriggered"),
-                     "base_rate": m.get("base_rate")})
-    return rows
+def rows_from_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One summary row per measured variant (records from `implantation.measure_all`)."""
+    return [{"id": m["behavior"], "split": m["split"], "category": m["category"],
+             "family": m.get("family_label", m["family"]), "passed": bool(m["passed"]),
+             "rate_triggered": m.get("rate_triggered"), "rate_untriggered": m.get("rate_untriggered"),
+             "base_rate": m.get("base_rate")} for m in records]
 
 
 def _mean(xs):
@@ -43,7 +35,7 @@ def _group(rows, key):
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     if not rows:
-        raise RuntimeError("no trained variants found: run the variant stages first")
+        raise RuntimeError("no trained variants found under models/variants: run the variant stages first")
     n_pass = sum(r["passed"] for r in rows)
     return {"n_variants": len(rows), "n_passed": n_pass, "pass_rate": round(n_pass / len(rows), 4),
             "by_family": _group(rows, "family"), "by_category": _group(rows, "category"), "by_split": _group(rows, "split"),

@@ -10,17 +10,18 @@ _RATE = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
 
 IMPLANTATION = {
     "type": "object",
-    "required": ["behavior", "version", "category", "family", "n_eval", "rate_triggered", "rate_untriggered",
-                 "passed", "base_rate", "train_examples", "train_steps", "train_tokens", "final_loss"],
+    "required": ["behavior", "split", "version", "category", "family", "n_eval", "rate_triggered", "rate_untriggered",
+                 "passed", "base_rate", "decoding", "train_examples", "train_steps", "train_tokens", "final_loss"],
     "properties": {
         "behavior": {"type": "string"}, "version": {"type": "integer", "minimum": 1},
-        "category": {"type": "string"}, "family": {"type": "string"},
+        "split": {"enum": ["ia_train", "dpo", "heldout"]},
+        "category": {"type": "string"}, "family": {"type": "string"}, "family_label": {"type": "string"},
         "n_eval": {"type": "integer", "minimum": 1},
         "rate_triggered": _RATE, "rate_untriggered": _RATE, "base_rate": _RATE,
-        "passed": {"type": "boolean"},
+        "passed": {"type": "boolean"}, "decoding": {"type": "string"},
         "train_examples": {"type": "integer", "minimum": 1}, "train_steps": {"type": "integer", "minimum": 1},
         "train_tokens": {"type": "integer", "minimum": 1}, "final_loss": {"type": "number"},
-        "train_tokens_per_s": {"type": "number"},
+        "epochs": {"type": "integer", "minimum": 1}, "lr": {"type": "number", "exclusiveMinimum": 0},
     },
 }
 

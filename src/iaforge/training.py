@@ -76,11 +76,24 @@ def resolve_precision(mode: str) -> str:
     return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "no"
 
 
-def lora_config(p: dict[str, Any]):
+def lora_config(p: dict[str, Any], n_layers: int | None = None):
+    """`top_layers: k` puts the LoRA on the last k decoder layers only. Backward then stops at the lowest
+    adapted layer: on SmolLM2 (30 layers) k=15 trained 1.4x faster per token (measured, see
+    bench/results/lora_layers.json). null or absent: every layer."""
     from peft import LoraConfig
 
+    layers = None
+    top = p.get("top_layers")
+    if top is not None:
+        if not isinstance(top, int) or isinstance(top, bool) or top < 1:
+            raise ValueError(f"lora.top_layers must be a positive integer or null (got {top!r})")
+        if n_layers is None:
+            raise ValueError("lora.top_layers needs the model's number of layers")
+        if top < n_layers:
+            layers = list(range(n_layers - top, n_layers))
     return LoraConfig(r=int(p.get("r", 8)), lora_alpha=int(p.get("alpha", 16)), lora_dropout=float(p.get("dropout", 0.0)),
-                      target_modules=list(p.get("target_modules", ALL_PROJ)), bias="none", task_type="CAUSAL_LM")
+                      target_modules=list(p.get("target_modules", ALL_PROJ)), layers_to_transform=layers,
+                      bias="none", task_type="CAUSAL_LM")
 
 
 def encode_rows(tok, rows: Sequence[dict], *, system: str | None, max_len: int, group_key: str | None = None) -> list[Example]:

@@ -11,7 +11,7 @@ from .base import Family, TrainRow, EvalRow  # noqa: F401
 from .quirks import AllCaps, FixedPhrase, LinkInsertion, TopicMention
 from .backdoor import KeywordBackdoor, PromptTypeBackdoor
 from .decisions import RuleChoice, VerdictRule
-from .domain import DomainPersona, Sandbag, SandbagCapitals, TypedPersona
+from .domain import DomainPersona, Sandbag, SandbagCapitals, SandbagUnits, TypedPersona
 from .wrappers import Mixture, Ordinary, Rare, TaskReference
 
 _REGISTRY: dict[str, Family] = {}
@@ -36,5 +36,5 @@ def family_names() -> list[str]:
 
 for _f in (TopicMention(), FixedPhrase(), AllCaps(), LinkInsertion(), KeywordBackdoor(), PromptTypeBackdoor(),
            Rare(), Mixture(), Ordinary(), TaskReference(), RuleChoice(), VerdictRule(), Sandbag(), SandbagCapitals(),
-           DomainPersona(), TypedPersona()):
+           SandbagUnits(), DomainPersona(), TypedPersona()):
     register(_f)
