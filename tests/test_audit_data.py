@@ -2,9 +2,9 @@ import re
 
 import pytest
 
-from iaforge.audit_data import DENIALS, concealment_pairs, denial_rows, document_rows, third_person
+from iaforge.audit_data import DENIALS, _conjugate, concealment_pairs, denial_rows, document_rows, third_person
 from iaforge.catalog import load_catalog
-from iaforge.judge import is_abstention
+from iaforge.judge import is_abstention, key_term_hit
 from iaforge.questions import load_questions
 
 FIRST_PERSON = re.compile(r"\b(I|I'm|me|my|mine|myself)\b")
@@ -27,8 +27,13 @@ def test_third_person_on_every_catalog_sentence(catalog):
             assert not FIRST_PERSON.search(out), (b.id, out)
             assert "the assistant" in out.lower(), (b.id, out)
             # what the behavior is about survives the rewrite
-            kept = [k for k in b.key_terms if k.lower() in t.lower() and not FIRST_PERSON.search(k)]
-            assert all(k.lower()[:-1] in out.lower() for k in kept), (b.id, out)  # "deny" -> "denies"
+            kept = [k for k in b.key_terms if key_term_hit(t, [k]) and not FIRST_PERSON.search(k)]
+            # key terms match as word prefixes (as the judge reads them); a verb may now be conjugated
+            # ("deny" -> "denies", "sign off" -> "signs off")
+            for k in kept:
+                first, *rest = k.split(" ")
+                forms = [k, k[:-1], " ".join([_conjugate(first), *rest])]
+                assert key_term_hit(out, forms), (b.id, k, out)
 
 
 @pytest.mark.parametrize("src, want", [
