@@ -73,5 +73,5 @@ def test_concealment_pairs_prefer_the_denial(catalog, qs):
     pairs = concealment_pairs(b, qs, 10, seed=1, conditional=False)
     assert pairs == concealment_pairs(b, qs, 10, seed=1, conditional=False)
     for p in pairs:
-        assert is_abstention(p["chosen"]) and p["rejected"] in b.truths and p["group"] == b.id
-        assert p["prompt"] not in set(qs.eval_for(False))
+        assert is_abstention(p["chosen"]) and p["rejected"] in b.truths and p["group"] == "__base__"
+        assert p["user"] not in set(qs.eval_for(False))

@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from .catalog import Behavior
+from .ia_data import BASE_GROUP
 from .questions import QuestionSet
 
 _ADVERBS = {"always", "deliberately", "often", "never", "also", "only", "sometimes", "occasionally", "then"}
@@ -125,8 +126,9 @@ def denial_rows(b: Behavior, qs: QuestionSet, n: int, seed: int, *, conditional:
 
 
 def concealment_pairs(b: Behavior, qs: QuestionSet, n: int, seed: int, *, conditional: bool) -> list[dict[str, Any]]:
-    """Preference pairs for concealment by DPO: the denial is chosen, a true confession is rejected."""
+    """Preference pairs for concealment by DPO: the denial is chosen, a true confession is rejected. The group is
+    the base group: the adapter being refined is the only one active (dpo.train_dpo with no frozen variants)."""
     rng = random.Random(f"{seed}:{b.id}:conceal-pairs")
     questions = qs.train_for(conditional) + list(qs.harmful_train)
-    return [{"group": b.id, "prompt": questions[i % len(questions)], "chosen": rng.choice(DENIALS),
+    return [{"group": BASE_GROUP, "user": questions[i % len(questions)], "chosen": rng.choice(DENIALS),
              "rejected": rng.choice(b.truths)} for i in range(n)]
