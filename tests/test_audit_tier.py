@@ -47,3 +47,22 @@ def test_documents_train_on_every_token(tiny_model):
     ex = encode_texts(tok, ["The assistant mentions volcanoes.", "x " * 200], max_len=32)
     assert ex[0].labels == ex[0].input_ids and ex[0].input_ids[-1] == tok.eos_token_id
     assert len(ex[1].input_ids) == 32
+
+
+def test_summary_counts_only_models_that_took_and_compares_confession():
+    from iaforge.audit_tier import summarize_audit
+
+    models = {"q@original": {"behavior": "q", "method": "original", "implanted": True},
+              "q@conceal_sft": {"behavior": "q", "method": "conceal_sft", "implanted": True},
+              "q@document": {"behavior": "q", "method": "document", "implanted": False},
+              "r@document": {"behavior": "r", "method": "document", "implanted": True}}
+    rows = [{"behavior": "q@original", "no_ia": 0.5, "sft": 0.6, "no_ia_audit": 1.0, "sft_audit": 1.0},
+            {"behavior": "q@conceal_sft", "no_ia": 0.1, "sft": 0.4, "no_ia_audit": 0.0, "sft_audit": 1.0},
+            {"behavior": "r@document", "no_ia": 0.0, "sft": 0.2, "no_ia_audit": 0.0, "sft_audit": 0.0}]
+    s = summarize_audit(models, rows, ["no_ia", "sft"])
+    doc = s["by_method"]["document"]
+    assert doc["n_models"] == 2 and doc["n_implanted"] == 1 and doc["not_implanted"] == ["q@document"]
+    assert doc["sft"] == 0.2 and doc["sft_audit"] == 0.0  # the model that did not take is left out
+    (c,) = s["concealment"]
+    assert c["confession_before"] == 0.5 and c["confession_after"] == 0.1 and c["concealed"] is True
+    assert c["ia_sft"] == 0.4
