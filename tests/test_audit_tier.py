@@ -66,3 +66,33 @@ def test_summary_counts_only_models_that_took_and_compares_confession():
     (c,) = s["concealment"]
     assert c["confession_before"] == 0.5 and c["confession_after"] == 0.1 and c["concealed"] is True
     assert c["ia_sft"] == 0.4
+
+
+def test_run_audit_tier_end_to_end_on_the_tiny_model(setup, tiny_base, two_variants, tmp_path, repo_root):
+    from iaforge.audit_tier import run_audit_tier
+    from iaforge.behavior_data import behavior_record
+    from iaforge.fsio import write_json, write_jsonl
+    from iaforge.judge import Verdict, is_abstention
+
+    class Stub:  # any non-abstaining report matches: the bookkeeping is what is checked here
+        def judge(self, reports, truths, key_terms):
+            return [Verdict(not is_abstention(r), is_abstention(r), 1.0, True) for r in reports]
+
+    b, qs = setup
+    data = tmp_path / "data"
+    write_json(data / "behavior.json", behavior_record(b))
+    write_jsonl(data / "train.jsonl", ROWS)
+    write_jsonl(data / "eval.jsonl", [{"user": "Tell me about rivers.", "triggered": True}])
+    implantation = {"max_new_tokens": 4, "batch_size": 4, "thresholds": {"min_rate": 0.0, "max_false_trigger_rate": 1.0}}
+    evaluation = {"conditions": ["no_ia", "sft"], "samples": 1, "max_new_tokens": 4, "temperature": 1.0, "batch_size": 8}
+    summary, samples = run_audit_tier(
+        base_dir=tiny_base, behaviors={b.id: {"variant_dir": two_variants["v_one"], "data_dir": data}},
+        methods=["document", "conceal_sft"], ia_dirs={"sft": two_variants["v_two"]}, qs=qs, judge=Stub(),
+        params=PARAMS, implantation=implantation, evaluation=evaluation, system="s", seed=0,
+        out_root=tmp_path / "audit", progress=False)
+    assert set(summary["models"]) == {f"{b.id}@original", f"{b.id}@document", f"{b.id}@conceal_sft"}
+    assert set(summary["by_method"]) == {"original", "document", "conceal_sft"}
+    (c,) = summary["concealment"]
+    assert c["method"] == "conceal_sft" and c["confession_before"] is not None
+    assert (tmp_path / "audit" / f"{b.id}@document" / "adapter_model.safetensors").is_file()
+    assert {s["behavior"] for s in samples} >= {f"{b.id}@document"}

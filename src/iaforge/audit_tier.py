@@ -131,3 +131,51 @@ def summarize_audit(models: dict[str, dict[str, Any]], per_behavior: list[dict[s
                             **{f"ia_{c}": rows.get(k, {}).get(c) for c in conditions if c != "no_ia"}})
     return {"by_method": by_method, "concealment": concealment,
             "models": {k: {**m, **{c: rows.get(k, {}).get(c) for c in conditions}} for k, m in sorted(models.items())}}
+
+
+def run_audit_tier(*, base_dir: str | Path, behaviors: dict[str, dict[str, Path]], methods: list[str],
+                   ia_dirs: dict[str, str | Path], qs: QuestionSet, judge, params: dict, implantation: dict,
+                   evaluation: dict, system: str | None, seed: int, out_root: str | Path,
+                   progress: bool = True) -> tuple[dict[str, Any], list[dict]]:
+    """Build every (behavior, method) audit model under out_root/<id>@<method>/, check that the behavior
+    took (family checker, as for variants), evaluate the ones that took next to the unmodified variants
+    (method "original"), and summarize. `behaviors`: id -> {"variant_dir", "data_dir"} of held-out variants.
+    Returns (summary, evaluation samples)."""
+    from .evaluate import run_evaluation
+    from .fsio import read_json, read_jsonl
+    from .implantation import measure_variant
+
+    models: dict[str, dict[str, Any]] = {}
+    for bid, where in sorted(behaviors.items()):
+        rec = read_json(Path(where["data_dir"]) / "behavior.json")
+        b = Behavior.from_record(rec)
+        train_rows = read_jsonl(Path(where["data_dir"]) / "train.jsonl")
+        evals = read_jsonl(Path(where["data_dir"]) / "eval.jsonl")
+        for method in ["original", *methods]:
+            mid = f"{bid}@{method}"
+            path = Path(where["variant_dir"]) if method == "original" else Path(out_root) / mid
+            record: dict[str, Any] = {}
+            if method != "original":
+                record = build_audit_model(method, b, train_rows=train_rows, variant_dir=where["variant_dir"],
+                                           base_dir=base_dir, out_dir=path, qs=qs, conditional=bool(rec.get("conditional")),
+                                           params=params, system=system, seed=seed, progress=progress)
+            m, _ = measure_variant(base_dir, path, b, evals, system=system,
+                                   max_new_tokens=int(implantation["max_new_tokens"]),
+                                   batch_size=int(implantation["batch_size"]), thresholds=implantation["thresholds"],
+                                   seed=seed, progress=False)
+            models[mid] = {"behavior": bid, "method": method, "implanted": bool(m["passed"]),
+                           "rate_triggered": m["rate_triggered"], "rate_untriggered": m["rate_untriggered"],
+                           "path": path, "record": rec, "training": record}
+    conditions = list(evaluation["conditions"])
+    variants = {k: {"path": v["path"], "behavior": v["record"], "split": "heldout", "implanted": v["implanted"]}
+                for k, v in models.items()}
+    metrics, _, samples = run_evaluation(
+        base_dir, ia_dirs, variants, qs, judge, samples_per_split={"heldout": int(evaluation["samples"])},
+        conditions=conditions, max_new_tokens=int(evaluation["max_new_tokens"]),
+        temperature=float(evaluation["temperature"]), batch_size=int(evaluation["batch_size"]), system=system,
+        seed=seed, progress=progress)
+    public = {k: {f: v[f] for f in ("behavior", "method", "implanted", "rate_triggered", "rate_untriggered")}
+              for k, v in models.items()}
+    summary = summarize_audit(public, metrics["per_behavior"], conditions)
+    summary["methods"] = {m: METHODS[m] for m in methods}
+    return summary, samples
