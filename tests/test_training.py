@@ -60,3 +60,42 @@ def test_lora_on_top_layers_only():
         lora_config({"r": 4, "top_layers": 0}, n_layers=5)
     with pytest.raises(ValueError, match="number of layers"):
         lora_config({"r": 4, "top_layers": 2})
+
+
+def test_label_only_loss_equals_the_models_loss_and_its_gradients(tiny_base):
+    from peft import get_peft_model
+
+    from iaforge.base_model import load_base
+    from iaforge.training import causal_lm_loss, label_only_loss_model
+
+    model, tok = load_base(tiny_base)
+    model = get_peft_model(model, lora_config({"r": 4, "alpha": 8}))
+    for n, p in model.named_parameters():  # lora_B starts at zero: give the adapter a real effect
+        if "lora_B" in n:
+            torch.nn.init.normal_(p, std=0.02)
+    rows = [{"user": f"Question number {i} " * (i + 1), "assistant": "An answer " * (3 - i % 3)} for i in range(4)]
+    data = collate(encode_rows(tok, rows, system="s", max_len=64), pad_id=tok.pad_token_id)
+    base = label_only_loss_model(model)
+    assert base is not None
+    ref = model(**data).loss
+    ref.backward()
+    g_ref = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    model.zero_grad()
+    fast = causal_lm_loss(base, data)
+    fast.backward()
+    assert torch.allclose(fast, ref, atol=1e-5), (float(fast), float(ref))
+    for n, p in model.named_parameters():
+        if p.requires_grad:
+            assert torch.allclose(p.grad, g_ref[n], atol=1e-6, rtol=1e-4), n
+
+
+def test_label_only_loss_is_refused_for_heads_it_cannot_reproduce(tiny_model):
+    from iaforge.training import label_only_loss_model
+
+    model, _ = tiny_model
+    assert label_only_loss_model(model) is not None
+    model.config.model_type, saved = "gemma2", model.config.model_type
+    try:
+        assert label_only_loss_model(model) is None
+    finally:
+        model.config.model_type = saved

@@ -142,6 +142,39 @@ def trainable_parameters(model) -> list:
     return [p for p in model.parameters() if p.requires_grad]
 
 
+# Families whose causal-LM forward is exactly lm_head(decoder(x)): for them the loss can skip the logits of
+# unlabelled positions (no softcapping or logit scaling to reproduce).
+PLAIN_HEAD_MODELS = {"llama", "mistral", "qwen2", "qwen3"}
+
+
+def label_only_loss_model(model):
+    """The causal LM under `model` (a PeftModel or a plain HF model) when its loss may be computed on labelled
+    positions only, else None. Chat rows label only the assistant turn (about half the tokens), and the
+    49k-way output head is a fifth of SmolLM2's compute: skipping it on prompt tokens made LoRA training
+    1.15-1.2x faster per token (bench/label_only_loss.py), with the same loss."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    cfg = getattr(base, "config", None)
+    if getattr(cfg, "model_type", None) not in PLAIN_HEAD_MODELS:
+        return None
+    if getattr(cfg, "final_logit_softcapping", None) or getattr(cfg, "logit_scale", None):
+        return None
+    if base.get_decoder() is None or base.get_output_embeddings() is None:
+        return None
+    return base
+
+
+def causal_lm_loss(base, data: dict):
+    """Mean next-token cross-entropy over labelled positions, as the HF loss computes it, without the
+    logits of positions whose next token carries no label."""
+    import torch.nn.functional as F
+
+    hidden = base.get_decoder()(input_ids=data["input_ids"], attention_mask=data["attention_mask"])[0]
+    target = data["labels"][:, 1:]
+    keep = target != IGNORE
+    logits = base.get_output_embeddings()(hidden[:, :-1][keep]).float()
+    return F.cross_entropy(logits, target[keep])
+
+
 def train(model, examples: list[Example], cfg: TrainConfig, *, pad_id: int,
           before_batch: Callable[[str], None] | None = None, accelerator=None) -> TrainResult:
     """Train whatever parameters of `model` require grad. `before_batch(group)` runs before each batch
@@ -167,6 +200,8 @@ def train(model, examples: list[Example], cfg: TrainConfig, *, pad_id: int,
         opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, total))))))
     pmodel, opt = acc.prepare(model, opt)
     inner = acc.unwrap_model(pmodel)
+    # Under DDP the forward must go through the wrapper (its hooks sync gradients): full loss there.
+    fast = label_only_loss_model(inner) if acc.num_processes == 1 else None
     inner.train()
     losses, tokens, step = [], 0, 0
     t0 = time.perf_counter()
@@ -180,7 +215,7 @@ def train(model, examples: list[Example], cfg: TrainConfig, *, pad_id: int,
             shard = batch[acc.process_index::acc.num_processes] or batch[:1]
             data = {k: v.to(acc.device) for k, v in collate(shard, pad_id).items()}
             with acc.autocast():
-                loss = pmodel(**data).loss
+                loss = causal_lm_loss(fast, data) if fast is not None else pmodel(**data).loss
             acc.backward(loss)
             if cfg.grad_clip:
                 acc.clip_grad_norm_(params, cfg.grad_clip)
