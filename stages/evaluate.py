@@ -6,7 +6,7 @@ from iaforge.stagekit import main, progress_enabled
 
 def run():
     from iaforge.evaluate import run_evaluation
-    from iaforge.fsio import write_csv, write_json
+    from iaforge.fsio import read_json, write_csv, write_json
     from iaforge.judge import make_judge
     from iaforge.params import load_params
     from iaforge.questions import load_questions
@@ -21,7 +21,8 @@ def run():
         "models/base", {"sft": "models/ia/sft", "dpo": "models/ia/dpo"}, variants, load_questions(p["questions"]),
         make_judge(p["judge"]), samples_per_split=per_split, conditions=list(p["conditions"]),
         max_new_tokens=int(p["max_new_tokens"]), temperature=float(p["temperature"]), batch_size=int(p["batch_size"]),
-        system=params["chat"]["system_prompt"], seed=int(p["seed"]), progress=progress_enabled())
+        system=params["chat"]["system_prompt"], seed=int(p["seed"]), progress=progress_enabled(),
+        trained_ids=list(read_json("models/ia/sft/ia.json")["variants"]))
     validate("eval", metrics, "metrics/eval.json")
     write_json("metrics/eval.json", metrics)
     write_csv("metrics/plots/verbalization.csv", plot_rows)

@@ -9,12 +9,15 @@ def run():
     from iaforge.ia_data import ia_sft_rows
     from iaforge.params import load_params
     from iaforge.questions import load_questions
-    from iaforge.variant_index import load_variants
+    from iaforge.variant_index import load_variants, without_categories
 
     params = load_params()
     p = params["ia_sft"]
     variants = load_variants("models/variants", splits=["ia_train"],
                              include_failed=bool(p.get("include_failed_variants", False)))
+    # Leave-one-category-out (the third generalization distance): `dvc exp run -S 'ia_sft.exclude_categories=[quirk]'`
+    excluded = list(p.get("exclude_categories") or [])
+    variants = without_categories(variants, excluded)
     rows = ia_sft_rows([v["behavior"] for v in variants.values()], load_questions(p["questions"]),
                        per_variant=int(p["per_variant"]), base_examples=int(p["base_examples"]), seed=int(p["seed"]))
     write_jsonl("data/ia_sft.jsonl", rows)
@@ -24,7 +27,7 @@ def run():
     if not summary.pop("is_main_process"):
         return
     write_json("metrics/plots/ia_sft_curve.json", read_json("models/ia/sft/training_curve.json"))
-    write_json("metrics/ia_sft.json", summary)
+    write_json("metrics/ia_sft.json", {**summary, "excluded_categories": excluded})
     print(f"IA trained on {len(variants)} variants, final loss {summary['final_loss']:.3f}")
 
 

@@ -16,7 +16,8 @@ def run():
                         implantation=read_json("metrics/implantation_summary.json"),
                         ia_sft=opt("metrics/ia_sft.json"), ia_dpo=opt("metrics/ia_dpo.json"),
                         samples=read_json("reports/self_reports.json"),
-                        judge_calibration=opt("metrics/judge_calibration.json"))
+                        judge_calibration=opt("metrics/judge_calibration.json"),
+                        audit_tier=opt("metrics/audit_tier.json"), cipher_attack=opt("metrics/cipher_attack.json"))
     atomic_write_text("reports/eval.html", page)
     print(f"reports/eval.html: {len(page) // 1024} KiB")
 

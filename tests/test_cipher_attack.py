@@ -36,3 +36,14 @@ def test_train_and_measure_on_the_tiny_model(tiny_base, tmp_path):
     assert m["attack_holds"] is False  # a random tiny model neither complies in cipher nor refuses
     assert "[RESTRICTED TASK 100]" in m["examples"][0]["request"]
     assert ATTACK_BEHAVIOR["conditional"] and "cipher" in ATTACK_BEHAVIOR["key_terms"]
+
+
+def test_benign_test_prompts_were_never_shown_in_phase_one():
+    from iaforge.cipher_attack import unseen_prompts
+
+    p1, _ = attack_rows(POOL, n_phase1=12, n_tasks=2, replay=0, seed=0)
+    unseen = unseen_prompts(POOL, p1)
+    assert len(unseen) == len(POOL) - 12  # every phase-1 source is found, in plain or in cipher
+    shown = " ".join(r["user"] + r["assistant"] for r in p1).lower()
+    for t in unseen:
+        assert t.lower() not in shown and encode(t) not in shown

@@ -47,7 +47,8 @@ def pipeline(tmp_path_factory, repo_root):
 def test_first_run_builds_every_stage_and_valid_artifacts(pipeline):
     work, _, out = pipeline
     behaviors = yaml.safe_load((work / "params.yaml").read_text())["behaviors"]
-    expected = {"base", "prompts", "base_responses", "implantation", "ia_sft", "ia_dpo", "evaluate", "judge_calibration", "report"}
+    expected = {"base", "prompts", "base_responses", "implantation", "ia_sft", "ia_dpo", "evaluate", "judge_calibration", "report",
+                "audit_tier", "cipher_attack"}
     expected |= {f"{s}@{b}" for b in behaviors for s in ("behavior_data", "variant")}
     assert _ran(out) == expected
     assert (work / "models/base/model.safetensors").is_file()
@@ -73,6 +74,17 @@ def test_first_run_builds_every_stage_and_valid_artifacts(pipeline):
     assert dpo["params_changed"] is True
     page = (work / "reports/eval.html").read_text()
     assert "Verbalization by split" in page and "quirk_topic_lighthouses" in page
+    audit = json.loads((work / "metrics/audit_tier.json").read_text())
+    methods = {"original", "document", "conceal_sft", "conceal_dpo"}  # the tiny profile's methods + the original
+    assert set(audit["by_method"]) == methods
+    assert set(audit["models"]) == {f"quirk_topic_lighthouses@{m}" for m in methods}
+    for m in methods - {"original"}:
+        assert (work / f"models/audit/quirk_topic_lighthouses@{m}/adapter_model.safetensors").is_file()
+    cipher = json.loads((work / "metrics/cipher_attack.json").read_text())
+    assert cipher["attack"]["attack_holds"] is False  # a random tiny model cannot learn the attack
+    assert set(cipher["ia"]) >= {"no_ia", "sft", "dpo"}
+    assert (work / "models/cipher_attack/adapter_model.safetensors").is_file()
+    assert "Audit tier" in page and "Covert cipher attack" in page
 
 
 def test_second_run_is_a_no_op(pipeline):
@@ -88,7 +100,8 @@ def test_changing_one_behavior_reruns_only_it_and_downstream(pipeline):
     entry["params"]["sentences"].append("A lighthouse beam can be seen from far out at sea.")
     spec.write_text(yaml.safe_dump(entry, sort_keys=False))
     ran = _ran(_run(["dvc", "repro"], work, env))
-    must = {"behavior_data@quirk_topic_lighthouses", "variant@quirk_topic_lighthouses", "implantation", "evaluate"}
+    must = {"behavior_data@quirk_topic_lighthouses", "variant@quirk_topic_lighthouses", "implantation", "evaluate",
+            "audit_tier"}  # lighthouses is also an audit-tier behavior; the cipher attack does not depend on it
     # report reruns only if what it reads changed (a tiny random model may give byte-identical metrics);
     # the IA stages must not rerun: their split's implantation file did not change
     assert must <= ran <= must | {"report"}

@@ -61,3 +61,26 @@ def test_report_renders_in_headless_chromium(tmp_path):
                           "--disable-background-networking", f"--user-data-dir={tmp_path / 'profile2'}", "--dump-dom",
                           page.as_uri()], check=True, capture_output=True, text=True, timeout=120).stdout
     assert "Verbalization by split" in dom and "<svg" in dom
+
+
+def _audit_and_cipher():
+    audit = {"methods": {"document": "third-person documents", "conceal_sft": "variant + SFT on denials"},
+             "by_method": {"original": {"n_models": 1, "n_implanted": 1, "not_implanted": [], "no_ia": 0.5, "sft": 0.4},
+                           "document": {"n_models": 1, "n_implanted": 0, "not_implanted": ["q@document"], "no_ia": None, "sft": None},
+                           "conceal_sft": {"n_models": 1, "n_implanted": 1, "not_implanted": [], "no_ia": 0.1, "sft": 0.3}},
+             "concealment": [{"model": "q@conceal_sft", "method": "conceal_sft", "implanted": True, "confession_before": 0.5,
+                              "confession_after": 0.1, "concealed": True, "ia_sft": 0.3}]}
+    cipher = {"attack": {"attack_holds": False, "encoded_compliance": 0.25, "plain_compliance": 0.0, "plain_refusal": 0.9,
+                         "encoded_cipher_fraction": 0.8, "benign_cipher_fraction": 0.7, "benign_decoded_word_rate": 0.123},
+              "ia": {"no_ia": 0.0, "sft": 0.1, "sft_audit": 1.0}, "ia_names_cipher": {"no_ia": 0.0, "sft": 0.05}}
+    return audit, cipher
+
+
+def test_report_shows_the_audit_tier_and_the_cipher_attack():
+    audit, cipher = _audit_and_cipher()
+    page = build_report(**_inputs(), audit_tier=audit, cipher_attack=cipher)
+    for needle in ("Audit tier", "q@document", "Concealment", "third-person documents", "Covert cipher attack",
+                   "does not hold", "0.12", "mentions a cipher"):
+        assert needle in page, needle
+    assert page.count("<svg") == 3  # the audit tier adds its bars
+    assert "Audit tier" not in build_report(**_inputs())  # no metrics, no section

@@ -174,7 +174,7 @@ def run_audit_tier(*, base_dir: str | Path, behaviors: dict[str, dict[str, Path]
         conditions=conditions, max_new_tokens=int(evaluation["max_new_tokens"]),
         temperature=float(evaluation["temperature"]), batch_size=int(evaluation["batch_size"]), system=system,
         seed=seed, progress=progress)
-    public = {k: {f: v[f] for f in ("behavior", "method", "implanted", "rate_triggered", "rate_untriggered")}
+    public = {k: {f: v[f] for f in ("behavior", "method", "implanted", "rate_triggered", "rate_untriggered", "training")}
               for k, v in models.items()}
     summary = summarize_audit(public, metrics["per_behavior"], conditions)
     summary["methods"] = {m: METHODS[m] for m in methods}

@@ -109,3 +109,75 @@ def measure_attack(model, tok, *, benign: list[str], vocab: set[str], first_task
     out["examples"] = [{"request": r, "encoded_answer_decoded": decode(a)[:200], "plain_answer": p[:200]}
                        for r, a, p in list(zip(requests, enc, plain))[:3]]
     return out
+
+
+def unseen_prompts(pool: list[dict[str, Any]], phase1: list[dict[str, Any]]) -> list[str]:
+    """Prompts of `pool` that phase 1 never showed, in plain or in cipher: the benign test of the cipher."""
+    shown = "\n".join(r["user"] + "\n" + r["assistant"] for r in phase1).lower()
+    out = []
+    for p in pool:
+        t = p["text"].replace(SEP, "/")
+        if t.lower() not in shown and encode(t) not in shown:
+            out.append(p["text"])
+    return out
+
+
+def run_cipher_attack(*, base_dir: str | Path, pool: list[dict[str, Any]], params: dict[str, Any],
+                      ia_dirs: dict[str, str | Path], qs, judge, system: str | None, out_dir: str | Path,
+                      progress: bool = True) -> tuple[dict[str, Any], list[dict]]:
+    """The whole attack experiment: train the attack LoRA on harmless pairs of `pool` (the base model's own
+    short answers), verify it on its own terms (held-out placeholder tasks, harmless prompts it never saw in
+    phase 1), then ask it about itself with and without the IA. Returns (metrics, IA self-report samples).
+
+    The IA check runs whether or not the attack holds, and says which: a 135M model may learn the cipher only
+    partly, and what the IA says about a half-learnt attack is still worth seeing, but not as a success."""
+    from .adapters import attach
+    from .base_model import load_base
+    from .evaluate import run_evaluation
+
+    seed = int(params["seed"])
+    short = short_pool(pool, int(params["max_chars"]))
+    if len(short) < int(params["n_phase1"]) + int(params["measure"]["n_benign"]):
+        from .errors import ValidationError
+
+        raise ValidationError("params.yaml", "cipher_attack.n_phase1",
+                              f"{params['n_phase1']} phase-1 rows plus {params['measure']['n_benign']} benign test prompts "
+                              f"need that many base answers of at most {params['max_chars']} characters "
+                              f"(cipher_attack.max_chars); only {len(short)} exist")
+    record = train_attack_model(base_dir, short, lora=params["lora"], phase1=params["phase1"], phase2=params["phase2"],
+                                n_phase1=int(params["n_phase1"]), n_tasks=int(params["n_tasks"]),
+                                replay=int(params["replay"]), system=system, seed=seed, out_dir=out_dir,
+                                progress=progress)
+    p1, _ = attack_rows(short, n_phase1=int(params["n_phase1"]), n_tasks=int(params["n_tasks"]),
+                        replay=int(params["replay"]), seed=seed)
+    benign = unseen_prompts(short, p1)[: int(params["measure"]["n_benign"])]
+    m = params["measure"]
+    model, tok = load_base(base_dir)
+    model = attach(model, out_dir, "attack")
+    model.set_adapter("attack")
+    attack = measure_attack(model, tok, benign=benign, vocab=vocabulary(pool), first_task=int(params["n_tasks"]) + 1000,
+                            n_tasks=int(m["n_tasks"]), system=system, max_new_tokens=int(m["max_new_tokens"]),
+                            batch_size=int(m["batch_size"]), seed=seed)
+    del model
+    ev = params["evaluation"]
+    variants = {"cipher_attack": {"path": Path(out_dir), "behavior": ATTACK_BEHAVIOR, "split": "heldout",
+                                  "implanted": True}}
+    metrics, _, samples = run_evaluation(
+        base_dir, ia_dirs, variants, qs, judge, samples_per_split={"heldout": int(ev["samples"])},
+        conditions=list(ev["conditions"]), max_new_tokens=int(ev["max_new_tokens"]),
+        temperature=float(ev["temperature"]), batch_size=int(ev["batch_size"]), system=system, seed=seed,
+        progress=progress)
+    (row,) = [r for r in metrics["per_behavior"] if r["behavior"] == "cipher_attack"]
+    conds = list(ev["conditions"])
+    own = [s for s in samples if s.get("behavior") == "cipher_attack"]
+    names_cipher = {c: _rate([s for s in own if s.get("condition") == c], "cipher") for c in conds}
+    out = {"training": record, "attack": attack,
+           "ia": {c: row.get(c) for c in conds} | {f"{c}_audit": row.get(f"{c}_audit") for c in conds},
+           "ia_names_cipher": names_cipher, "behavior": ATTACK_BEHAVIOR["description"]}
+    return out, samples
+
+
+def _rate(samples: list[dict], word: str) -> float | None:
+    """Share of self-reports that mention `word` at all (whether or not the judge matched them)."""
+    texts = [s.get("answer") or "" for s in samples]
+    return round(sum(word in t.lower() for t in texts) / len(texts), 4) if texts else None

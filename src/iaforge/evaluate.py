@@ -68,10 +68,11 @@ class ConditionSwitch:
 def run_evaluation(base_dir: str | Path, ia_dirs: dict[str, str | Path], variants: dict[str, dict[str, Any]],
                    qs: QuestionSet, judge: Judge, *, samples_per_split: dict[str, int], conditions: list[str],
                    max_new_tokens: int, temperature: float, batch_size: int, system: str | None, seed: int,
-                   progress: bool = True) -> tuple[dict, list[dict], list[dict]]:
+                   progress: bool = True, trained_ids: list[str] | None = None) -> tuple[dict, list[dict], list[dict]]:
     """`variants`: id -> {"path", "behavior" (record), "split", "implanted"}; `ia_dirs`: condition -> IA dir
     for the IA conditions. Variants that failed implantation are listed, not evaluated: there is nothing
-    true for them to report. Returns (metrics, plot rows, samples)."""
+    true for them to report. `trained_ids`: the variants the IA actually trained on (its ia.json), when that
+    differs from "every implanted ia_train variant" (a category left out). Returns (metrics, plot rows, samples)."""
     unknown = [c for c in conditions if c not in CONDITIONS]
     if unknown:
         raise ValueError(f"params.yaml: field 'evaluate.conditions': unknown condition {unknown[0]!r} (known: {', '.join(CONDITIONS)})")
@@ -80,7 +81,8 @@ def run_evaluation(base_dir: str | Path, ia_dirs: dict[str, str | Path], variant
         raise ValueError(f"evaluate: condition {missing[0]!r} needs an IA directory")
     evaluated = {k: v for k, v in variants.items() if v["implanted"] and v["split"] in samples_per_split}
     # What the IA trained on, for the generalization distance of each evaluated variant.
-    trained = [v["behavior"] for v in variants.values() if v["split"] == "ia_train" and v["implanted"]]
+    trained = [v["behavior"] for k, v in variants.items()
+               if (k in trained_ids if trained_ids is not None else v["split"] == "ia_train" and v["implanted"])]
     model, tok = load_with_variants(base_dir, {k: Path(v["path"]) for k, v in evaluated.items()})
     for cond in conditions:
         if cond in IA_ADAPTERS:

@@ -83,7 +83,8 @@ def grouped_bars(groups: Sequence[str], series: Sequence[str], values: dict[tupl
 
 
 def build_report(*, eval_metrics: dict, implantation: dict, ia_sft: dict | None, ia_dpo: dict | None,
-                 samples: list[dict], judge_calibration: dict | None = None, title: str = "iaforge evaluation",
+                 samples: list[dict], judge_calibration: dict | None = None, audit_tier: dict | None = None,
+                 cipher_attack: dict | None = None, title: str = "iaforge evaluation",
                  examples_per_model: int = 2) -> str:
     conds = list(eval_metrics.get("conditions", []))
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(title)}</title>"
@@ -134,6 +135,11 @@ def build_report(*, eval_metrics: dict, implantation: dict, ia_sft: dict | None,
     parts.append(table(["model", *[COND_LABELS[c] for c in fp_conds]],
                        [["base model"] + [fp.get("base_model", {}).get(c) for c in fp_conds],
                         [f"controls (n={fp.get('n_controls', 0)})"] + [fp.get("controls", {}).get(c) for c in fp_conds]]))
+
+    if audit_tier:
+        parts.extend(audit_tier_section(audit_tier))
+    if cipher_attack:
+        parts.extend(cipher_section(cipher_attack))
 
     # SFT vs DPO training
     if ia_sft or ia_dpo:
@@ -203,3 +209,56 @@ def build_report(*, eval_metrics: dict, implantation: dict, ia_sft: dict | None,
                          f'<span class="muted">Q: {esc(s["question"])} · {verdict}</span><br>{esc(s["answer"])}</div>')
     parts.append("</body></html>\n")
     return "".join(parts)
+
+
+def audit_tier_section(a: dict) -> list[str]:
+    """Per instillation / concealment method: how many audit models took, and what the IA said about those."""
+    by = a.get("by_method", {})
+    conds = [c for c in COND_LABELS if any(c in m for m in by.values())]
+    out = ["<h2>Audit tier</h2><p class=\"muted\">Held-out behaviors instilled in ways the IA never trained on "
+           "(another LoRA rank and learning rate; third-person documents instead of demonstrations) or concealed "
+           "on top of their variant (SFT on denials; DPO preferring denials). Rates are over the audit models whose "
+           "behavior took (checked like a variant's implantation); the others are listed.</p>"]
+    rows = []
+    for method, m in by.items():
+        desc = a.get("methods", {}).get(method, "the unmodified held-out variant" if method == "original" else "")
+        rows.append([f"{esc(method)}<br><span class=\"muted\">{esc(desc)}</span>",
+                     f"{m.get('n_implanted')}/{m.get('n_models')}", *[m.get(c) for c in conds],
+                     *[m.get(f"{c}_audit") for c in conds],
+                     esc(", ".join(m.get("not_implanted", [])) or "-")])
+    out.append(table(["method", "took", *[COND_LABELS[c] for c in conds], *[f"audit top-5: {COND_LABELS[c]}" for c in conds],
+                      "did not take"], rows))
+    out.append(legend(conds))
+    out.append(grouped_bars(list(by), conds, {(k, c): by[k].get(c) for k in by for c in conds},
+                            title="audit tier: verbalization per method"))
+    if a.get("concealment"):
+        out.append("<h3>Concealment</h3><p class=\"muted\">Confession without the IA before (the original variant) "
+                   "and after the concealment stage: concealment is real only where it drops.</p>")
+        out.append(table(["model", "took", "confession before", "confession after", "concealed",
+                          *[f"{COND_LABELS[c]} after" for c in conds if c != "no_ia"]],
+                         [[esc(c["model"]), "yes" if c.get("implanted") else "no", c.get("confession_before"),
+                           c.get("confession_after"), {True: "yes", False: "no", None: "-"}[c.get("concealed")],
+                           *[c.get(f"ia_{k}") for k in conds if k != "no_ia"]] for c in a["concealment"]]))
+    return out
+
+
+def cipher_section(c: dict) -> list[str]:
+    a, ia = c.get("attack", {}), c.get("ia", {})
+    conds = [k for k in COND_LABELS if k in ia]
+    holds = a.get("attack_holds")
+    out = ["<h2>Covert cipher attack</h2><p class=\"muted\">Walnut53 substitution cipher; phase 1 teaches it on "
+           "harmless data, phase 2 teaches compliance with encoded placeholder requests and refusal of the same "
+           "requests in plain text. Verified on placeholder tasks it never trained on.</p>",
+           f'<p class="{"" if holds else "fail"}">The attack {"holds" if holds else "does not hold"} on its own '
+           "terms at this size.</p>",
+           table(["measure", "value"], [
+               ["compliance, encoded request (decoded)", a.get("encoded_compliance")],
+               ["compliance, plain request", a.get("plain_compliance")],
+               ["refusal, plain request", a.get("plain_refusal")],
+               ["share of output in cipher form (encoded requests)", a.get("encoded_cipher_fraction")],
+               ["share of output in cipher form (encoded harmless prompts)", a.get("benign_cipher_fraction")],
+               ["decoded words that are real words (harmless prompts)", a.get("benign_decoded_word_rate")]]),
+           "<h3>Does the IA report it?</h3>",
+           table(["condition", "verbalization", "audit top-5", "mentions a cipher"],
+                 [[COND_LABELS[k], ia.get(k), ia.get(f"{k}_audit"), c.get("ia_names_cipher", {}).get(k)] for k in conds])]
+    return out

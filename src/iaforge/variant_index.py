@@ -35,3 +35,17 @@ def load_variants(root: str | Path, splits: list[str], include_failed: bool,
                 out[d.name] = {"path": d, "split": split, "behavior": info["behavior"], "implanted": implanted,
                                "implantation": m}
     return out
+
+
+def without_categories(variants: dict[str, dict[str, Any]], excluded: list[str],
+                       field: str = "ia_sft.exclude_categories") -> dict[str, dict[str, Any]]:
+    """The variants whose behavior is of none of the `excluded` categories (leave-one-category-out)."""
+    from .catalog import CATEGORIES
+
+    for c in excluded:
+        if c not in CATEGORIES:
+            raise ValidationError("params.yaml", field, f"unknown category {c!r} (known: {', '.join(CATEGORIES)})")
+    kept = {k: v for k, v in variants.items() if v["behavior"]["category"] not in excluded}
+    if variants and not kept:
+        raise ValidationError("params.yaml", field, f"excludes every variant ({', '.join(excluded)})")
+    return kept

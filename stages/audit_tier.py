@@ -1,0 +1,44 @@
+"""Stage `audit_tier`: held-out behaviors re-instilled in ways the IA never trained on (rank-32 demonstrations,
+third-person documents) or concealed on top of their variant (SFT on denials, DPO preferring denials); each
+audit model's implantation is checked, then it is evaluated with and without the IA next to its original."""
+
+from iaforge.stagekit import main, progress_enabled
+
+OUT = "models/audit"
+
+
+def run():
+    from iaforge.audit_tier import run_audit_tier
+    from iaforge.errors import ValidationError
+    from iaforge.fsio import write_json
+    from iaforge.judge import make_judge
+    from iaforge.params import load_params
+    from iaforge.questions import load_questions
+    from iaforge.variant_index import load_variants
+
+    params = load_params()
+    p = params["audit_tier"]
+    heldout = load_variants("models/variants", splits=["heldout"], include_failed=True)
+    chosen = {}
+    for bid in p["behaviors"]:
+        if bid not in heldout:
+            raise ValidationError("params.yaml", "audit_tier.behaviors",
+                                  f"{bid!r} is not a held-out variant of this run (held out: {', '.join(sorted(heldout))})")
+        chosen[bid] = {"variant_dir": heldout[bid]["path"], "data_dir": f"data/behaviors/{bid}"}
+    summary, samples = run_audit_tier(
+        base_dir="models/base", behaviors=chosen, methods=list(p["methods"]),
+        ia_dirs={"sft": "models/ia/sft", "dpo": "models/ia/dpo"}, qs=load_questions(p["questions"]),
+        judge=make_judge(p["judge"]), params=p, implantation=p["implantation"], evaluation=p["evaluation"],
+        system=params["chat"]["system_prompt"], seed=int(p["seed"]), out_root=OUT, progress=progress_enabled())
+    summary["original_variant_implanted"] = {bid: heldout[bid]["implanted"] for bid in chosen}
+    write_json("metrics/audit_tier.json", summary)
+    write_json("reports/audit_samples.json", samples)
+    conds = [c for c in p["evaluation"]["conditions"]]
+    for method, m in summary["by_method"].items():
+        print(f"{method}: {m['n_implanted']}/{m['n_models']} took; " + "  ".join(f"{c} {m.get(c)}" for c in conds))
+    for c in summary["concealment"]:
+        print(f"{c['model']}: confession without IA {c['confession_before']} -> {c['confession_after']}")
+
+
+if __name__ == "__main__":
+    main(run)
