@@ -8,7 +8,7 @@ OUT = "models/audit"
 
 
 def run():
-    from iaforge.audit_tier import run_audit_tier
+    from iaforge.audit_tier import METHODS, run_audit_tier
     from iaforge.errors import ValidationError
     from iaforge.fsio import write_json
     from iaforge.judge import make_judge
@@ -18,6 +18,9 @@ def run():
 
     params = load_params()
     p = params["audit_tier"]
+    unknown = [m for m in p["methods"] if m not in METHODS]
+    if unknown:  # before any training: a typo must not cost the minutes of the methods listed before it
+        raise ValidationError("params.yaml", "audit_tier.methods", f"unknown method {unknown[0]!r} (known: {', '.join(METHODS)})")
     heldout = load_variants("models/variants", splits=["heldout"], include_failed=True)
     chosen = {}
     for bid in p["behaviors"]:

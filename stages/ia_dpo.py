@@ -23,13 +23,16 @@ def run():
     from iaforge.judge import make_judge
     from iaforge.params import load_params
     from iaforge.questions import load_questions
-    from iaforge.variant_index import load_variants
+    from iaforge.variant_index import load_variants, without_categories
 
     params = load_params()
     p = params["ia_dpo"]
     system = params["chat"]["system_prompt"]
     seed = int(p["seed"])
     variants = load_variants("models/variants", splits=["dpo"], include_failed=False)
+    # A category left out of the IA (ia_sft.exclude_categories) must stay out of its DPO refinement too, or the
+    # DPO IA's "new category" numbers would be about a category it was trained on.
+    variants = without_categories(variants, params["ia_sft"].get("exclude_categories") or [])
     if not variants:
         raise IaforgeError("models/variants/dpo: no dpo-split variant passed implantation; nothing to refine the IA on")
     behaviors = {k: v["behavior"] for k, v in variants.items()}

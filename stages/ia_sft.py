@@ -16,7 +16,7 @@ def run():
     variants = load_variants("models/variants", splits=["ia_train"],
                              include_failed=bool(p.get("include_failed_variants", False)))
     # Leave-one-category-out (the third generalization distance): `dvc exp run -S 'ia_sft.exclude_categories=[quirk]'`
-    excluded = list(p.get("exclude_categories") or [])
+    excluded = p.get("exclude_categories") or []
     variants = without_categories(variants, excluded)
     rows = ia_sft_rows([v["behavior"] for v in variants.values()], load_questions(p["questions"]),
                        per_variant=int(p["per_variant"]), base_examples=int(p["base_examples"]), seed=int(p["seed"]))

@@ -17,3 +17,8 @@ def test_unknown_or_total_exclusion_is_a_clear_error():
         without_categories(VARIANTS, ["quirks"])
     with pytest.raises(ValidationError, match="excludes every variant"):
         without_categories(VARIANTS, ["quirk", "backdoor"])
+
+
+def test_a_category_given_as_a_string_is_refused_not_split_into_letters():
+    with pytest.raises(ValidationError, match=r"must be a list of categories"):
+        without_categories(VARIANTS, "quirk")

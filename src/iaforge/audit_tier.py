@@ -59,7 +59,7 @@ def build_audit_model(method: str, b: Behavior, *, train_rows: list[dict], varia
     from .base_model import load_base
 
     if method not in METHODS:
-        raise ValueError(f"params.yaml: field 'audit.methods': unknown method {method!r} (known: {', '.join(METHODS)})")
+        raise ValueError(f"params.yaml: field 'audit_tier.methods': unknown method {method!r} (known: {', '.join(METHODS)})")
     torch.manual_seed(seed)
     out_dir = Path(out_dir)
     record: dict[str, Any] = {"behavior": b.id, "method": method, "method_description": METHODS[method]}

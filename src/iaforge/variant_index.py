@@ -42,6 +42,8 @@ def without_categories(variants: dict[str, dict[str, Any]], excluded: list[str],
     """The variants whose behavior is of none of the `excluded` categories (leave-one-category-out)."""
     from .catalog import CATEGORIES
 
+    if not isinstance(excluded, list):  # `-S ia_sft.exclude_categories=quirk` would otherwise exclude 'q', 'u', ...
+        raise ValidationError("params.yaml", field, f"must be a list of categories, e.g. [quirk] (got {excluded!r})")
     for c in excluded:
         if c not in CATEGORIES:
             raise ValidationError("params.yaml", field, f"unknown category {c!r} (known: {', '.join(CATEGORIES)})")
