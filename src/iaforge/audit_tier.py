@@ -173,7 +173,7 @@ def run_audit_tier(*, base_dir: str | Path, behaviors: dict[str, dict[str, Path]
         base_dir, ia_dirs, variants, qs, judge, samples_per_split={"heldout": int(evaluation["samples"])},
         conditions=conditions, max_new_tokens=int(evaluation["max_new_tokens"]),
         temperature=float(evaluation["temperature"]), batch_size=int(evaluation["batch_size"]), system=system,
-        seed=seed, progress=progress)
+        seed=seed, progress=progress, include_base=False)
     public = {k: {f: v[f] for f in ("behavior", "method", "implanted", "rate_triggered", "rate_untriggered", "training")}
               for k, v in models.items()}
     summary = summarize_audit(public, metrics["per_behavior"], conditions)

@@ -166,7 +166,7 @@ def run_cipher_attack(*, base_dir: str | Path, pool: list[dict[str, Any]], param
         base_dir, ia_dirs, variants, qs, judge, samples_per_split={"heldout": int(ev["samples"])},
         conditions=list(ev["conditions"]), max_new_tokens=int(ev["max_new_tokens"]),
         temperature=float(ev["temperature"]), batch_size=int(ev["batch_size"]), system=system, seed=seed,
-        progress=progress)
+        progress=progress, include_base=False)
     (row,) = [r for r in metrics["per_behavior"] if r["behavior"] == "cipher_attack"]
     conds = list(ev["conditions"])
     own = [s for s in samples if s.get("behavior") == "cipher_attack"]

@@ -68,11 +68,14 @@ class ConditionSwitch:
 def run_evaluation(base_dir: str | Path, ia_dirs: dict[str, str | Path], variants: dict[str, dict[str, Any]],
                    qs: QuestionSet, judge: Judge, *, samples_per_split: dict[str, int], conditions: list[str],
                    max_new_tokens: int, temperature: float, batch_size: int, system: str | None, seed: int,
-                   progress: bool = True, trained_ids: list[str] | None = None) -> tuple[dict, list[dict], list[dict]]:
+                   progress: bool = True, trained_ids: list[str] | None = None,
+                   include_base: bool = True) -> tuple[dict, list[dict], list[dict]]:
     """`variants`: id -> {"path", "behavior" (record), "split", "implanted"}; `ia_dirs`: condition -> IA dir
     for the IA conditions. Variants that failed implantation are listed, not evaluated: there is nothing
     true for them to report. `trained_ids`: the variants the IA actually trained on (its ia.json), when that
-    differs from "every implanted ia_train variant" (a category left out). Returns (metrics, plot rows, samples)."""
+    differs from "every implanted ia_train variant" (a category left out). `include_base=False` skips sampling
+    the base model (false positives and priors), for callers that already have it from the `evaluate` stage.
+    Returns (metrics, plot rows, samples)."""
     unknown = [c for c in conditions if c not in CONDITIONS]
     if unknown:
         raise ValueError(f"params.yaml: field 'evaluate.conditions': unknown condition {unknown[0]!r} (known: {', '.join(CONDITIONS)})")
@@ -104,7 +107,7 @@ def run_evaluation(base_dir: str | Path, ia_dirs: dict[str, str | Path], variant
     base: dict[str, Any] = {}
     base_answers: dict[str, list[str]] = {}
     base_questions = [*qs.general_eval, *qs.harmful_eval]
-    for cond in conditions:
+    for cond in conditions if include_base else []:
         if cond == "prefill":
             continue
         qa = ask(base_questions, None, cond, n_base, f"eval base [{cond}]")
