@@ -75,3 +75,20 @@ def test_unknown_condition_is_a_clear_error(tiny_base, two_variants, repo_root):
         run_evaluation(tiny_base, {}, _variants(two_variants), qs, EverythingMatches(), samples_per_split={"heldout": 1},
                        conditions=["no_ia", "steering"], max_new_tokens=2, temperature=1.0, batch_size=4, system="s",
                        seed=0, progress=False)
+
+
+def test_without_base_sampling(tiny_base, two_variants, repo_root):
+    """audit_tier and cipher_attack already have the base model's numbers from `evaluate`: no base samples."""
+    qs = load_questions(repo_root / "data/questions/ia_questions.yaml")
+    kw = dict(samples_per_split={"heldout": 1}, conditions=["no_ia"], max_new_tokens=3, temperature=1.0,
+              batch_size=8, system="s", seed=0, progress=False)
+    with_base, _, s_with = run_evaluation(tiny_base, {}, _variants(two_variants), qs, EverythingMatches(), **kw)
+    without, _, s_without = run_evaluation(tiny_base, {}, _variants(two_variants), qs, EverythingMatches(),
+                                           include_base=False, **kw)
+    assert any(s["behavior"] == "__base__" for s in s_with)
+    assert not any(s["behavior"] == "__base__" for s in s_without)
+    assert without["false_positive"]["base_model"] == {"no_ia": None}
+    per = {r["behavior"]: r for r in without["per_behavior"]}
+    assert per["v_one"]["no_ia_base_prior"] is None
+    # the variants' own answers are the same either way (seeded per call, not per position in the run)
+    assert [s["answer"] for s in s_without] == [s["answer"] for s in s_with if s["behavior"] != "__base__"]
