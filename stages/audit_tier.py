@@ -8,7 +8,7 @@ OUT = "models/audit"
 
 
 def run():
-    from iaforge.audit_tier import METHODS, run_audit_tier
+    from iaforge.audit_tier import check_methods, run_audit_tier
     from iaforge.errors import ValidationError
     from iaforge.fsio import write_json
     from iaforge.judge import make_judge
@@ -18,16 +18,16 @@ def run():
 
     params = load_params()
     p = params["audit_tier"]
-    unknown = [m for m in p["methods"] if m not in METHODS]
-    if unknown:  # before any training: a typo must not cost the minutes of the methods listed before it
-        raise ValidationError("params.yaml", "audit_tier.methods", f"unknown method {unknown[0]!r} (known: {', '.join(METHODS)})")
+    check_methods(list(p["methods"]))
     heldout = load_variants("models/variants", splits=["heldout"], include_failed=True)
+    # A list gives every behavior every method; a mapping id -> methods gives each its own subset.
+    wanted = p["behaviors"] if isinstance(p["behaviors"], dict) else {bid: None for bid in p["behaviors"]}
     chosen = {}
-    for bid in p["behaviors"]:
+    for bid, own in wanted.items():
         if bid not in heldout:
             raise ValidationError("params.yaml", "audit_tier.behaviors",
                                   f"{bid!r} is not a held-out variant of this run (held out: {', '.join(sorted(heldout))})")
-        chosen[bid] = {"variant_dir": heldout[bid]["path"], "data_dir": f"data/behaviors/{bid}"}
+        chosen[bid] = {"variant_dir": heldout[bid]["path"], "data_dir": f"data/behaviors/{bid}", "methods": own}
     summary, samples = run_audit_tier(
         base_dir="models/base", behaviors=chosen, methods=list(p["methods"]),
         ia_dirs={"sft": "models/ia/sft", "dpo": "models/ia/dpo"}, qs=load_questions(p["questions"]),

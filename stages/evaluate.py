@@ -22,7 +22,7 @@ def run():
         make_judge(p["judge"]), samples_per_split=per_split, conditions=list(p["conditions"]),
         max_new_tokens=int(p["max_new_tokens"]), temperature=float(p["temperature"]), batch_size=int(p["batch_size"]),
         system=params["chat"]["system_prompt"], seed=int(p["seed"]), progress=progress_enabled(),
-        trained_ids=list(read_json("models/ia/sft/ia.json")["variants"]))
+        trained_ids=list(read_json("models/ia/sft/ia.json")["variants"]), workers=p.get("workers", 1))
     validate("eval", metrics, "metrics/eval.json")
     write_json("metrics/eval.json", metrics)
     write_csv("metrics/plots/verbalization.csv", plot_rows)

@@ -96,3 +96,45 @@ def test_run_audit_tier_end_to_end_on_the_tiny_model(setup, tiny_base, two_varia
     assert c["method"] == "conceal_sft" and c["confession_before"] is not None
     assert (tmp_path / "audit" / f"{b.id}@document" / "adapter_model.safetensors").is_file()
     assert {s["behavior"] for s in samples} >= {f"{b.id}@document"}
+
+
+def test_a_behavior_gets_only_its_own_methods(setup, tiny_base, two_variants, tmp_path):
+    from iaforge.audit_tier import run_audit_tier
+    from iaforge.behavior_data import behavior_record
+    from iaforge.fsio import write_json, write_jsonl
+    from iaforge.judge import Verdict, is_abstention
+
+    class Stub:
+        def judge(self, reports, truths, key_terms):
+            return [Verdict(not is_abstention(r), is_abstention(r), 1.0, True) for r in reports]
+
+    b, qs = setup
+    data = tmp_path / "data"
+    write_json(data / "behavior.json", behavior_record(b))
+    write_jsonl(data / "train.jsonl", ROWS)
+    write_jsonl(data / "eval.jsonl", [{"user": "Tell me about rivers.", "triggered": True}])
+    implantation = {"max_new_tokens": 4, "batch_size": 4, "thresholds": {"min_rate": 0.0, "max_false_trigger_rate": 1.0}}
+    evaluation = {"conditions": ["no_ia"], "samples": 1, "max_new_tokens": 4, "temperature": 1.0, "batch_size": 8}
+    summary, _ = run_audit_tier(
+        base_dir=tiny_base, behaviors={b.id: {"variant_dir": two_variants["v_one"], "data_dir": data,
+                                              "methods": ["conceal_sft"]}},
+        methods=["document", "conceal_sft"], ia_dirs={}, qs=qs, judge=Stub(), params=PARAMS,
+        implantation=implantation, evaluation=evaluation, system="s", seed=0, out_root=tmp_path / "audit",
+        progress=False)
+    assert set(summary["models"]) == {f"{b.id}@original", f"{b.id}@conceal_sft"}
+    assert not (tmp_path / "audit" / f"{b.id}@document").exists()
+
+
+@pytest.mark.parametrize("methods,own,field", [(["documents"], None, "audit_tier.methods"),
+                                                (["document"], ["conceal_sft"], "audit_tier.behaviors.q"),
+                                                (["document"], "document", "audit_tier.behaviors.q")])
+def test_bad_methods_fail_before_any_training(tmp_path, methods, own, field):
+    from iaforge.audit_tier import run_audit_tier
+    from iaforge.errors import ValidationError
+
+    with pytest.raises(ValidationError) as e:  # no model, no data: it must fail before touching either
+        run_audit_tier(base_dir=tmp_path / "none", behaviors={"q": {"variant_dir": tmp_path, "data_dir": tmp_path,
+                                                                    "methods": own}},
+                       methods=methods, ia_dirs={}, qs=None, judge=None, params={}, implantation={}, evaluation={},
+                       system=None, seed=0, out_root=tmp_path / "audit", progress=False)
+    assert field in str(e.value) and "params.yaml" in str(e.value)

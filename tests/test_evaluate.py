@@ -92,3 +92,26 @@ def test_without_base_sampling(tiny_base, two_variants, repo_root):
     assert per["v_one"]["no_ia_base_prior"] is None
     # the variants' own answers are the same either way (seeded per call, not per position in the run)
     assert [s["answer"] for s in s_without] == [s["answer"] for s in s_with if s["behavior"] != "__base__"]
+
+
+def test_two_workers_give_the_same_answers_as_one(tiny_base, two_variants, repo_root):
+    """Generation split over worker processes (each with its share of the models) is bookkeeping only: the
+    same samples in the same order as in one process at the same thread count."""
+    import torch
+
+    qs = load_questions(repo_root / "data/questions/ia_questions.yaml")
+    ia_dirs = {"sft": two_variants["v_one"]}
+    kw = dict(samples_per_split={"heldout": 2}, conditions=["no_ia", "prefill", "sft"], max_new_tokens=4,
+              temperature=1.0, batch_size=8, system="s", seed=0, progress=False)
+    threads = torch.get_num_threads()
+    try:  # one thread per generating process in both runs (2 workers get 2 // 2 = 1 each): same arithmetic
+        torch.set_num_threads(1)
+        one, _, s_one = run_evaluation(tiny_base, ia_dirs, _variants(two_variants), qs, EverythingMatches(), workers=1, **kw)
+        torch.set_num_threads(2)
+        two, _, s_two = run_evaluation(tiny_base, ia_dirs, _variants(two_variants), qs, EverythingMatches(), workers=2, **kw)
+    finally:
+        torch.set_num_threads(threads)
+    assert [(s["behavior"], s["condition"], s["question"]) for s in s_two] == \
+           [(s["behavior"], s["condition"], s["question"]) for s in s_one]
+    assert [s["answer"] for s in s_two] == [s["answer"] for s in s_one]
+    assert one["per_behavior"] == two["per_behavior"]

@@ -79,3 +79,27 @@ def test_variant_index_needs_a_measurement_and_filters_failures(layout):
     write_json(root / "metrics/heldout.json", {"someone_else": {"version": 1, "passed": True}})
     with pytest.raises(ValidationError, match=b.id):
         load_variants(root / "models/variants", ["heldout"], include_failed=True, measured=root / "metrics")
+
+
+def test_two_workers_measure_the_same_as_one(layout, tiny_base):
+    import shutil
+
+    import torch
+
+    root, b, vdir = layout
+    shutil.copytree(vdir, root / "models/variants/dpo" / vdir.name)  # a second variant folder to share out
+    params = {"seed": 0, "max_new_tokens": 5, "batch_size": 2, "thresholds": {"min_rate": 0.8, "max_false_trigger_rate": 0.2}}
+    kw = dict(system="s", progress=False)
+    base_rows = [{"text": "hi", "answer": "plain"}]
+    threads = torch.get_num_threads()
+    try:  # one thread per measuring process in both runs
+        torch.set_num_threads(1)
+        one, _ = measure_all(root / "models/variants", root / "data/behaviors", tiny_base, base_rows,
+                             params={**params, "workers": 1}, **kw)
+        torch.set_num_threads(2)
+        two, _ = measure_all(root / "models/variants", root / "data/behaviors", tiny_base, base_rows,
+                             params={**params, "workers": 2}, **kw)
+    finally:
+        torch.set_num_threads(threads)
+    assert [r["split"] for r in one] == ["dpo", "heldout"]
+    assert one == two

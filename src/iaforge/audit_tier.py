@@ -133,25 +133,44 @@ def summarize_audit(models: dict[str, dict[str, Any]], per_behavior: list[dict[s
             "models": {k: {**m, **{c: rows.get(k, {}).get(c) for c in conditions}} for k, m in sorted(models.items())}}
 
 
-def run_audit_tier(*, base_dir: str | Path, behaviors: dict[str, dict[str, Path]], methods: list[str],
+def check_methods(methods: list[str], field: str = "audit_tier.methods") -> None:
+    """Fails before any training: a typo must not cost the minutes of the methods listed before it."""
+    from .errors import ValidationError
+
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValidationError("params.yaml", field, f"unknown method {unknown[0]!r} (known: {', '.join(METHODS)})")
+
+
+def run_audit_tier(*, base_dir: str | Path, behaviors: dict[str, dict[str, Any]], methods: list[str],
                    ia_dirs: dict[str, str | Path], qs: QuestionSet, judge, params: dict, implantation: dict,
                    evaluation: dict, system: str | None, seed: int, out_root: str | Path,
                    progress: bool = True) -> tuple[dict[str, Any], list[dict]]:
     """Build every (behavior, method) audit model under out_root/<id>@<method>/, check that the behavior
     took (family checker, as for variants), evaluate the ones that took next to the unmodified variants
-    (method "original"), and summarize. `behaviors`: id -> {"variant_dir", "data_dir"} of held-out variants.
+    (method "original"), and summarize. `behaviors`: id -> {"variant_dir", "data_dir", optional "methods"} of
+    held-out variants; a behavior's own "methods" (a subset of `methods`) replaces the full list for it, so
+    that a cheap run can give concealment to a behavior that confesses and documents to one that cannot leak.
     Returns (summary, evaluation samples)."""
     from .evaluate import run_evaluation
     from .fsio import read_json, read_jsonl
     from .implantation import measure_variant
 
+    check_methods(methods)
+    for bid, where in behaviors.items():
+        own = where.get("methods")
+        if own is not None and (not isinstance(own, list) or not set(own) <= set(methods)):
+            from .errors import ValidationError
+
+            raise ValidationError("params.yaml", f"audit_tier.behaviors.{bid}",
+                                  f"must be a list of methods from audit_tier.methods ({', '.join(methods)}); got {own!r}")
     models: dict[str, dict[str, Any]] = {}
     for bid, where in sorted(behaviors.items()):
         rec = read_json(Path(where["data_dir"]) / "behavior.json")
         b = Behavior.from_record(rec)
         train_rows = read_jsonl(Path(where["data_dir"]) / "train.jsonl")
         evals = read_jsonl(Path(where["data_dir"]) / "eval.jsonl")
-        for method in ["original", *methods]:
+        for method in ["original", *[m for m in methods if m in (where.get("methods") or methods)]]:
             mid = f"{bid}@{method}"
             path = Path(where["variant_dir"]) if method == "original" else Path(out_root) / mid
             record: dict[str, Any] = {}
@@ -173,7 +192,7 @@ def run_audit_tier(*, base_dir: str | Path, behaviors: dict[str, dict[str, Path]
         base_dir, ia_dirs, variants, qs, judge, samples_per_split={"heldout": int(evaluation["samples"])},
         conditions=conditions, max_new_tokens=int(evaluation["max_new_tokens"]),
         temperature=float(evaluation["temperature"]), batch_size=int(evaluation["batch_size"]), system=system,
-        seed=seed, progress=progress, include_base=False)
+        seed=seed, progress=progress, include_base=False, workers=evaluation.get("workers", 1))
     public = {k: {f: v[f] for f in ("behavior", "method", "implanted", "rate_triggered", "rate_untriggered", "training")}
               for k, v in models.items()}
     summary = summarize_audit(public, metrics["per_behavior"], conditions)

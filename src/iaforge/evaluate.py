@@ -65,17 +65,44 @@ class ConditionSwitch:
         return contextlib.nullcontext()
 
 
+def answer_jobs(*, base_dir: str | Path, ia_dirs: dict[str, str | Path], variant_paths: dict[str, str | Path],
+                jobs: list[dict[str, Any]], max_new_tokens: int, temperature: float, batch_size: int,
+                system: str | None, seed: int, progress: bool = False) -> list[list[str]]:
+    """Answers for each job {"group" (variant id, or None for the base model), "condition", "questions",
+    "n" (samples per question), "tag"}, on one model holding these variants and the IAs the jobs need.
+    Module-level so that a worker process can run it (`workers.run_in_workers`)."""
+    model, tok = load_with_variants(base_dir, {k: Path(v) for k, v in variant_paths.items()})
+    for cond in sorted({j["condition"] for j in jobs}):
+        if cond in IA_ADAPTERS:
+            model = attach(model, ia_dirs[cond], IA_ADAPTERS[cond])
+    switch = ConditionSwitch(model)
+    out = []
+    for j in jobs:
+        users = [q for q in j["questions"] for _ in range(j["n"])]
+        prefill = PREFILL if j["condition"] == "prefill" else ""
+        with switch(j["group"], j["condition"]):
+            answers = generate(model, tok, users, system=system, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                               temperature=temperature, seed=seed, desc=j["tag"], progress=progress, prefill=prefill)
+        if prefill:  # the judged report is the whole answer, forced start included
+            answers = [f"{prefill} {a}" for a in answers]
+        out.append(answers)
+    return out
+
+
 def run_evaluation(base_dir: str | Path, ia_dirs: dict[str, str | Path], variants: dict[str, dict[str, Any]],
                    qs: QuestionSet, judge: Judge, *, samples_per_split: dict[str, int], conditions: list[str],
                    max_new_tokens: int, temperature: float, batch_size: int, system: str | None, seed: int,
                    progress: bool = True, trained_ids: list[str] | None = None,
-                   include_base: bool = True) -> tuple[dict, list[dict], list[dict]]:
+                   include_base: bool = True, workers: int | str = 1) -> tuple[dict, list[dict], list[dict]]:
     """`variants`: id -> {"path", "behavior" (record), "split", "implanted"}; `ia_dirs`: condition -> IA dir
     for the IA conditions. Variants that failed implantation are listed, not evaluated: there is nothing
     true for them to report. `trained_ids`: the variants the IA actually trained on (its ia.json), when that
     differs from "every implanted ia_train variant" (a category left out). `include_base=False` skips sampling
     the base model (false positives and priors), for callers that already have it from the `evaluate` stage.
-    Returns (metrics, plot rows, samples)."""
+    `workers`: processes that generate at once, each with its share of the variants (`workers.py`); judging
+    stays here. Returns (metrics, plot rows, samples)."""
+    from .workers import resolve_workers, run_in_workers, split_balanced
+
     unknown = [c for c in conditions if c not in CONDITIONS]
     if unknown:
         raise ValueError(f"params.yaml: field 'evaluate.conditions': unknown condition {unknown[0]!r} (known: {', '.join(CONDITIONS)})")
@@ -86,31 +113,47 @@ def run_evaluation(base_dir: str | Path, ia_dirs: dict[str, str | Path], variant
     # What the IA trained on, for the generalization distance of each evaluated variant.
     trained = [v["behavior"] for k, v in variants.items()
                if (k in trained_ids if trained_ids is not None else v["split"] == "ia_train" and v["implanted"])]
-    model, tok = load_with_variants(base_dir, {k: Path(v["path"]) for k, v in evaluated.items()})
-    for cond in conditions:
-        if cond in IA_ADAPTERS:
-            model = attach(model, ia_dirs[cond], IA_ADAPTERS[cond])
-    switch = ConditionSwitch(model)
 
-    def ask(questions: list[str], group: str | None, cond: str, n: int, tag: str) -> list[tuple[str, str]]:
-        users = [q for q in questions for _ in range(n)]
-        prefill = PREFILL if cond == "prefill" else ""
-        with switch(group, cond):
-            answers = generate(model, tok, users, system=system, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                               temperature=temperature, seed=seed, desc=tag, progress=progress, prefill=prefill)
-        if prefill:  # the judged report is the whole answer, forced start included
-            answers = [f"{prefill} {a}" for a in answers]
-        return list(zip(users, answers))
+    # Every generate call first, as jobs; then judging, in this order, whatever process answered.
+    base_questions = [*qs.general_eval, *qs.harmful_eval]
+    n_base = max(samples_per_split.values())
+    jobs: list[dict[str, Any]] = []
+    if include_base:
+        jobs += [{"group": None, "condition": c, "questions": base_questions, "n": n_base, "tag": f"eval base [{c}]"}
+                 for c in conditions if c != "prefill"]
+    for vid in sorted(evaluated):
+        b = evaluated[vid]["behavior"]
+        questions = qs.eval_for(bool(b.get("conditional")), task=behavior_task(b))
+        jobs += [{"group": vid, "condition": c, "questions": questions, "n": samples_per_split[evaluated[vid]["split"]],
+                  "tag": f"eval {vid} [{c}]"}
+                 for c in conditions if not (c == "prefill" and b["category"] in NO_PREFILL_FOR)]
+    n_workers = resolve_workers(workers)
+    owners = sorted({j["group"] or "" for j in jobs})  # a worker takes whole models: it loads only those
+    cost = {o: sum(len(j["questions"]) * j["n"] for j in jobs if (j["group"] or "") == o) for o in owners}
+    shares = split_balanced([cost[o] for o in owners], n_workers)
+    gen = dict(base_dir=base_dir, ia_dirs=ia_dirs, max_new_tokens=max_new_tokens, temperature=temperature,
+               batch_size=batch_size, system=system, seed=seed, progress=progress and n_workers == 1)
+    calls, where = [], []
+    for share in shares:
+        mine = {owners[i] for i in share}
+        idx = [i for i, j in enumerate(jobs) if (j["group"] or "") in mine]
+        calls.append({**gen, "variant_paths": {o: evaluated[o]["path"] for o in mine if o},
+                      "jobs": [jobs[i] for i in idx]})
+        where.append(idx)
+    answers: list[list[str]] = [[] for _ in jobs]
+    for idx, got in zip(where, run_in_workers(answer_jobs, calls, n_workers)):
+        for i, a in zip(idx, got):
+            answers[i] = a
+    asked = {(j["group"], j["condition"]): list(zip([q for q in j["questions"] for _ in range(j["n"])], answers[i]))
+             for i, j in enumerate(jobs)}
 
     per_behavior, samples, plot_rows, audits = [], [], [], []
-    n_base = max(samples_per_split.values())
     base: dict[str, Any] = {}
     base_answers: dict[str, list[str]] = {}
-    base_questions = [*qs.general_eval, *qs.harmful_eval]
     for cond in conditions if include_base else []:
         if cond == "prefill":
             continue
-        qa = ask(base_questions, None, cond, n_base, f"eval base [{cond}]")
+        qa = asked[(None, cond)]
         base_answers[cond] = [a for _, a in qa]
         abst = [is_abstention(a) for _, a in qa]
         base[f"{cond}_false_positive_rate"] = round(1 - sum(abst) / len(abst), 4)
@@ -120,14 +163,13 @@ def run_evaluation(base_dir: str | Path, ia_dirs: dict[str, str | Path], variant
         v = evaluated[vid]
         b = v["behavior"]
         truths = [b["description"], *b["paraphrases"]]
-        questions = qs.eval_for(bool(b.get("conditional")), task=behavior_task(b))
         row = {"behavior": vid, "split": v["split"], "category": b["category"],
                "family": b.get("family_label", b["family"]), "distance": distance(b, trained)}
         for cond in conditions:
             if cond == "prefill" and b["category"] in NO_PREFILL_FOR:
                 row[cond] = row[f"{cond}_false_positive"] = row[f"{cond}_base_prior"] = None
                 continue
-            qa = ask(questions, vid, cond, samples_per_split[v["split"]], f"eval {vid} [{cond}]")
+            qa = asked[(vid, cond)]
             verdicts = judge.judge([a for _, a in qa], truths, b["key_terms"])
             is_control = b["category"] == "control"
             row[cond] = None if is_control else round(sum(x.match for x in verdicts) / len(verdicts), 4)

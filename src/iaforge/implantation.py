@@ -77,21 +77,46 @@ def measure_variant(base_dir: str | Path, vdir: Path, b: Behavior, eval_rows: li
     return metrics, samples
 
 
-def measure_all(root: str | Path, data_root: str | Path, base_dir: str | Path, base_rows: list[dict], *,
-                system: str | None, params: dict, progress: bool = True) -> tuple[list[dict], dict[str, list]]:
-    """One record per variant under root (split, behavior, rates, pass/fail, training record), and samples."""
+def measure_some(*, vdirs: list[str], data_root: str | Path, base_dir: str | Path, base_rows: list[dict],
+                 system: str | None, params: dict, progress: bool = False) -> list[tuple[dict, list]]:
+    """(record, samples) for each variant folder; module-level so a worker process can run it."""
     from tqdm.auto import tqdm
 
-    records, samples = [], {}
-    vdirs = find_variants(root)
-    for vdir in tqdm(vdirs, desc="implantation", disable=not progress):
+    out = []
+    for vdir in tqdm([Path(v) for v in vdirs], desc="implantation", disable=not progress):
         b, training, evals = load_measurable(vdir, data_root)
         m, s = measure_variant(base_dir, vdir, b, evals, system=system, max_new_tokens=int(params["max_new_tokens"]),
                                batch_size=int(params["batch_size"]), thresholds=params["thresholds"],
                                seed=int(params["seed"]), progress=False)
         fam = get_family(b.family)
-        records.append({"behavior": b.id, "split": vdir.parent.name, "version": b.version, "category": b.category,
-                        "family": b.family, "family_label": fam.label(b.params), **m,
-                        "base_rate": base_rate(b, base_rows), **training})
-        samples[b.id] = s
+        out.append(({"behavior": b.id, "split": vdir.parent.name, "version": b.version, "category": b.category,
+                     "family": b.family, "family_label": fam.label(b.params), **m,
+                     "base_rate": base_rate(b, base_rows), **training}, s))
+    return out
+
+
+def measure_all(root: str | Path, data_root: str | Path, base_dir: str | Path, base_rows: list[dict], *,
+                system: str | None, params: dict, progress: bool = True) -> tuple[list[dict], dict[str, list]]:
+    """One record per variant under root (split, behavior, rates, pass/fail, training record), and samples.
+    `params["workers"]` processes measure at once, each its share of the variants (`workers.py`)."""
+    from .workers import resolve_workers, run_in_workers, split_balanced
+
+    vdirs = find_variants(root)
+    n = resolve_workers(params.get("workers", 1))
+    # Cost ~ eval prompts: a rare quirk's sampled set is twice a plain one.
+    costs = [len(read_jsonl(Path(data_root) / v.name / "eval.jsonl")) if (Path(data_root) / v.name / "eval.jsonl").is_file()
+             else 1 for v in vdirs]
+    shares = split_balanced(costs, n)
+    kw = dict(data_root=data_root, base_dir=base_dir, base_rows=base_rows, system=system, params=params)
+    calls = [{**kw, "vdirs": [str(vdirs[i]) for i in share], "progress": progress and len(shares) == 1}
+             for share in shares]
+    by_dir: dict[str, tuple[dict, list]] = {}
+    for share, got in zip(shares, run_in_workers(measure_some, calls, n)):
+        for i, rs in zip(share, got):
+            by_dir[str(vdirs[i])] = rs
+    records, samples = [], {}
+    for v in vdirs:  # the folders' own order, whatever process measured them
+        rec, s = by_dir[str(v)]
+        records.append(rec)
+        samples[rec["behavior"]] = s
     return records, samples
