@@ -22,13 +22,24 @@ def test_every_shipped_entry_parses(repo_root):
         assert b.description not in b.paraphrases
 
 
-def test_params_run_matches_catalog(repo_root):
+@pytest.mark.parametrize("run", ["params.yaml", "profiles/wide.yaml", "profiles/tiny.yaml"])
+def test_params_run_matches_catalog(repo_root, run):
     params = yaml.safe_load((repo_root / "params.yaml").read_text())
     cat = load_catalog([repo_root / p for p in params["catalog"]["paths"]])
-    for bid, entry in params["behaviors"].items():
+    behaviors = yaml.safe_load((repo_root / run).read_text())["behaviors"]
+    for bid, entry in behaviors.items():
         assert bid in cat
         assert (repo_root / entry["spec"]).resolve() == (repo_root / cat[bid].source).resolve()
         assert entry["split"] in ("ia_train", "dpo", "heldout")
+
+
+def test_default_run_has_every_category_in_ia_train(repo_root):
+    """The 60-minute default keeps the IA's training diverse: every category, the controls included."""
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    cat = load_catalog([repo_root / p for p in params["catalog"]["paths"]])
+    trained = {cat[bid].category for bid, e in params["behaviors"].items() if e["split"] == "ia_train"}
+    assert trained == set(CATEGORIES)
+    assert {e["split"] for e in params["behaviors"].values()} == {"ia_train", "dpo", "heldout"}
 
 
 @pytest.mark.parametrize("over, field, rule", [
