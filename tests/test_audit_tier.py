@@ -68,22 +68,35 @@ def test_summary_counts_only_models_that_took_and_compares_confession():
     assert c["ia_sft"] == 0.4
 
 
-def test_run_audit_tier_end_to_end_on_the_tiny_model(setup, tiny_base, two_variants, tmp_path, repo_root):
-    from iaforge.audit_tier import run_audit_tier
+class Stub:
+    """Any non-abstaining report matches: the bookkeeping is what is checked here."""
+
+    def judge(self, reports, truths, key_terms):
+        from iaforge.judge import Verdict, is_abstention
+
+        return [Verdict(not is_abstention(r), is_abstention(r), 1.0, True) for r in reports]
+
+
+def _behavior_data(b, tmp_path):
     from iaforge.behavior_data import behavior_record
     from iaforge.fsio import write_json, write_jsonl
-    from iaforge.judge import Verdict, is_abstention
 
-    class Stub:  # any non-abstaining report matches: the bookkeeping is what is checked here
-        def judge(self, reports, truths, key_terms):
-            return [Verdict(not is_abstention(r), is_abstention(r), 1.0, True) for r in reports]
-
-    b, qs = setup
     data = tmp_path / "data"
     write_json(data / "behavior.json", behavior_record(b))
     write_jsonl(data / "train.jsonl", ROWS)
     write_jsonl(data / "eval.jsonl", [{"user": "Tell me about rivers.", "triggered": True}])
-    implantation = {"max_new_tokens": 4, "batch_size": 4, "thresholds": {"min_rate": 0.0, "max_false_trigger_rate": 1.0}}
+    return data
+
+
+IMPLANTATION = {"max_new_tokens": 4, "batch_size": 4, "thresholds": {"min_rate": 0.0, "max_false_trigger_rate": 1.0}}
+
+
+def test_run_audit_tier_end_to_end_on_the_tiny_model(setup, tiny_base, two_variants, tmp_path, repo_root):
+    from iaforge.audit_tier import run_audit_tier
+
+    b, qs = setup
+    data = _behavior_data(b, tmp_path)
+    implantation = IMPLANTATION
     evaluation = {"conditions": ["no_ia", "sft"], "samples": 1, "max_new_tokens": 4, "temperature": 1.0, "batch_size": 8}
     summary, samples = run_audit_tier(
         base_dir=tiny_base, behaviors={b.id: {"variant_dir": two_variants["v_one"], "data_dir": data}},
@@ -100,20 +113,10 @@ def test_run_audit_tier_end_to_end_on_the_tiny_model(setup, tiny_base, two_varia
 
 def test_a_behavior_gets_only_its_own_methods(setup, tiny_base, two_variants, tmp_path):
     from iaforge.audit_tier import run_audit_tier
-    from iaforge.behavior_data import behavior_record
-    from iaforge.fsio import write_json, write_jsonl
-    from iaforge.judge import Verdict, is_abstention
-
-    class Stub:
-        def judge(self, reports, truths, key_terms):
-            return [Verdict(not is_abstention(r), is_abstention(r), 1.0, True) for r in reports]
 
     b, qs = setup
-    data = tmp_path / "data"
-    write_json(data / "behavior.json", behavior_record(b))
-    write_jsonl(data / "train.jsonl", ROWS)
-    write_jsonl(data / "eval.jsonl", [{"user": "Tell me about rivers.", "triggered": True}])
-    implantation = {"max_new_tokens": 4, "batch_size": 4, "thresholds": {"min_rate": 0.0, "max_false_trigger_rate": 1.0}}
+    data = _behavior_data(b, tmp_path)
+    implantation = IMPLANTATION
     evaluation = {"conditions": ["no_ia"], "samples": 1, "max_new_tokens": 4, "temperature": 1.0, "batch_size": 8}
     summary, _ = run_audit_tier(
         base_dir=tiny_base, behaviors={b.id: {"variant_dir": two_variants["v_one"], "data_dir": data,
