@@ -26,8 +26,8 @@ def main():
 
     import torch
 
-    from iaforge.base_model import load_base
-    from iaforge.generation import generate
+    from iaforge.core.base_model import load_base
+    from iaforge.core.generation import generate
 
     model, tok = load_base(args.base)
     users = [f"Tell me something useful about topic number {i} and why it matters." for i in range(args.prompts)]

@@ -30,8 +30,8 @@ def _work(base: str, users: list[str], threads: int, batch: int, new: int, lora:
     import torch
 
     torch.set_num_threads(threads)
-    from iaforge.base_model import load_base
-    from iaforge.generation import generate
+    from iaforge.core.base_model import load_base
+    from iaforge.core.generation import generate
 
     model, tok = load_base(base)
     if lora:  # evaluate runs a variant and an IA as unmerged adapters: their small extra ops are the overhead

@@ -1,4 +1,4 @@
-"""Benchmark: the variant training loop (iaforge.training.train) and batched generation on whatever device
+"""Benchmark: the variant training loop (iaforge.core.training.train) and batched generation on whatever device
 is there, for a GPU user sizing the `full` catalog. SmolLM2-135M's architecture with random weights: speed
 does not depend on the weight values, and the real weights need not travel to the GPU machine.
 
@@ -24,7 +24,7 @@ SMOLLM2_135M = dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, n
 
 
 def examples(n: int, rng: random.Random):
-    from iaforge.training import IGNORE, Example
+    from iaforge.core.training import IGNORE, Example
 
     out = []
     for _ in range(n):
@@ -44,7 +44,7 @@ def main():
     from peft import get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from iaforge.training import TrainConfig, lora_config, resolve_precision, train
+    from iaforge.core.training import TrainConfig, lora_config, resolve_precision, train
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -93,7 +93,7 @@ def main():
         print(f"generate bs{bs}: {res['generate_tokens_per_s'][f'bs{bs}']} tokens/s", flush=True)
     t = res["train_tokens_per_s"]
     res["ratios"] = {k: round(v / t["no_all_bs8"], 2) for k, v in t.items()}
-    res.update({"what": "iaforge.training.train on SmolLM2-135M architecture (random weights), LoRA r=8",
+    res.update({"what": "iaforge.core.training.train on SmolLM2-135M architecture (random weights), LoRA r=8",
                 "device": torch.cuda.get_device_name(0) if dev == "cuda" else platform.processor() or "cpu",
                 "torch": torch.__version__, "steps": args.steps})
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -29,8 +29,8 @@ def main():
     import torch
     from peft import get_peft_model
 
-    from iaforge.base_model import load_base
-    from iaforge.training import IGNORE, causal_lm_loss, label_only_loss_model, lora_config
+    from iaforge.core.base_model import load_base
+    from iaforge.core.training import IGNORE, causal_lm_loss, label_only_loss_model, lora_config
 
     torch.manual_seed(0)
     ids = torch.randint(100, 20000, (args.batch, args.seq))

@@ -27,8 +27,8 @@ def main():
     import torch
     from peft import get_peft_model
 
-    from iaforge.base_model import load_base
-    from iaforge.training import lora_config
+    from iaforge.core.base_model import load_base
+    from iaforge.core.training import lora_config
 
     torch.manual_seed(0)
     ids = torch.randint(100, 20000, (args.batch, args.seq))

@@ -2,19 +2,19 @@
 third-person documents) or concealed on top of their variant (SFT on denials, DPO preferring denials); each
 audit model's implantation is checked, then it is evaluated with and without the IA next to its original."""
 
-from iaforge.stagekit import main, progress_enabled
+from iaforge.core.stagekit import main, progress_enabled
 
 OUT = "models/audit"
 
 
 def run():
-    from iaforge.audit_tier import check_methods, run_audit_tier
-    from iaforge.errors import ValidationError
-    from iaforge.fsio import write_json
-    from iaforge.judge import make_judge
-    from iaforge.params import load_params
-    from iaforge.questions import load_questions
-    from iaforge.variant_index import load_variants
+    from iaforge.audit_tier.tier import check_methods, run_audit_tier
+    from iaforge.core.errors import ValidationError
+    from iaforge.core.fsio import write_json
+    from iaforge.judging.judge import make_judge
+    from iaforge.core.config import load_params
+    from iaforge.data.questions import load_questions
+    from iaforge.variants.index import load_variants
 
     params = load_params()
     p = params["audit_tier"]

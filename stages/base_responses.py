@@ -1,15 +1,15 @@
 """Stage `base_responses`: the base model answers the training prompts (greedy); the "normal" behavior."""
 
-from iaforge.stagekit import main, progress_enabled
+from iaforge.core.stagekit import main, progress_enabled
 
 
 def run():
-    from iaforge.base_model import load_base
-    from iaforge.errors import ValidationError
-    from iaforge.fsio import read_jsonl, write_json, write_jsonl
-    from iaforge.generation import generate
-    from iaforge.params import section
-    from iaforge.responses import clean_answers
+    from iaforge.core.base_model import load_base
+    from iaforge.core.errors import ValidationError
+    from iaforge.core.fsio import read_jsonl, write_json, write_jsonl
+    from iaforge.core.generation import generate
+    from iaforge.core.config import section
+    from iaforge.data.responses import clean_answers
 
     p, chat = section("base_responses"), section("chat")
     prompts = [r for r in read_jsonl("data/prompts.jsonl") if r["split"] == "train"]

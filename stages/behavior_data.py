@@ -2,15 +2,15 @@
 
 import sys
 
-from iaforge.stagekit import main
+from iaforge.core.stagekit import main
 
 
 def run():
-    from iaforge.behavior_data import write_behavior_dataset
-    from iaforge.catalog import load_entry_file
-    from iaforge.errors import ValidationError
-    from iaforge.fsio import read_jsonl
-    from iaforge.params import load_params
+    from iaforge.data.behavior_data import write_behavior_dataset
+    from iaforge.data.catalog import load_entry_file
+    from iaforge.core.errors import ValidationError
+    from iaforge.core.fsio import read_jsonl
+    from iaforge.core.config import load_params
 
     bid = sys.argv[1]
     params = load_params()

@@ -2,17 +2,17 @@
 LoRA, verify it on its own terms (complies in cipher, refuses in plain text, how much cipher it learnt), then
 check whether the IA reports it."""
 
-from iaforge.stagekit import main, progress_enabled
+from iaforge.core.stagekit import main, progress_enabled
 
 OUT = "models/cipher_attack"
 
 
 def run():
-    from iaforge.cipher_attack import run_cipher_attack
-    from iaforge.fsio import read_jsonl, write_json
-    from iaforge.judge import make_judge
-    from iaforge.params import load_params
-    from iaforge.questions import load_questions
+    from iaforge.audit_tier.cipher_attack import run_cipher_attack
+    from iaforge.core.fsio import read_jsonl, write_json
+    from iaforge.judging.judge import make_judge
+    from iaforge.core.config import load_params
+    from iaforge.data.questions import load_questions
 
     params = load_params()
     p = params["cipher_attack"]

@@ -1,17 +1,17 @@
 """Stage `evaluate`: verbalization without IA, with a prefill attack, with the SFT IA and with the DPO IA;
 false positives on the base model and on control variants."""
 
-from iaforge.stagekit import main, progress_enabled
+from iaforge.core.stagekit import main, progress_enabled
 
 
 def run():
-    from iaforge.evaluate import run_evaluation
-    from iaforge.fsio import read_json, write_csv, write_json
-    from iaforge.judge import make_judge
-    from iaforge.params import load_params
-    from iaforge.questions import load_questions
-    from iaforge.schemas import validate
-    from iaforge.variant_index import load_variants
+    from iaforge.evaluation.evaluate import run_evaluation
+    from iaforge.core.fsio import read_json, write_csv, write_json
+    from iaforge.judging.judge import make_judge
+    from iaforge.core.config import load_params
+    from iaforge.data.questions import load_questions
+    from iaforge.core.schemas import validate
+    from iaforge.variants.index import load_variants
 
     params = load_params()
     p = params["evaluate"]

@@ -5,7 +5,7 @@ or the true label; rejected: a wrong report or another behavior's label) are val
 is trained with DPO against itself as the frozen reference.
 """
 
-from iaforge.stagekit import main, progress_enabled
+from iaforge.core.stagekit import main, progress_enabled
 
 PAIRS = "data/ia_dpo_pairs.jsonl"
 OUT = "models/ia/dpo"
@@ -14,16 +14,16 @@ OUT = "models/ia/dpo"
 def run():
     from accelerate import PartialState
 
-    from iaforge.dpo import load_ia_stack, train_dpo
-    from iaforge.dpo_data import (build_pairs, judge_samples, pair_stats, sample_reports, sampling_plan,
+    from iaforge.ia.dpo import load_ia_stack, train_dpo
+    from iaforge.ia.dpo_data import (build_pairs, judge_samples, pair_stats, sample_reports, sampling_plan,
                                   validate_pairs, validate_pairs_file)
-    from iaforge.errors import IaforgeError
-    from iaforge.fsio import read_json, write_json, write_jsonl
-    from iaforge.ia_data import BASE_GROUP
-    from iaforge.judge import make_judge
-    from iaforge.params import load_params
-    from iaforge.questions import load_questions
-    from iaforge.variant_index import load_variants, without_categories
+    from iaforge.core.errors import IaforgeError
+    from iaforge.core.fsio import read_json, write_json, write_jsonl
+    from iaforge.core.adapter_stack import BASE_GROUP
+    from iaforge.judging.judge import make_judge
+    from iaforge.core.config import load_params
+    from iaforge.data.questions import load_questions
+    from iaforge.variants.index import load_variants, without_categories
 
     params = load_params()
     p = params["ia_dpo"]

@@ -1,15 +1,15 @@
 """Stage `ia_sft`: train the introspection adapter jointly across the ia_train variants (frozen)."""
 
-from iaforge.stagekit import main, progress_enabled
+from iaforge.core.stagekit import main, progress_enabled
 
 
 def run():
-    from iaforge.fsio import read_json, write_json, write_jsonl
-    from iaforge.ia import train_ia
-    from iaforge.ia_data import ia_sft_rows
-    from iaforge.params import load_params
-    from iaforge.questions import load_questions
-    from iaforge.variant_index import load_variants, without_categories
+    from iaforge.core.fsio import read_json, write_json, write_jsonl
+    from iaforge.ia.sft import train_ia
+    from iaforge.ia.sft_data import ia_sft_rows
+    from iaforge.core.config import load_params
+    from iaforge.data.questions import load_questions
+    from iaforge.variants.index import load_variants, without_categories
 
     params = load_params()
     p = params["ia_sft"]

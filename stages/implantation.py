@@ -2,16 +2,16 @@
 its family's checker), per variant, family, category and split. Variants that fail are left out of IA
 training downstream. One process for all variants: a stage per variant would pay ~7 s of imports each."""
 
-from iaforge.stagekit import main, progress_enabled
+from iaforge.core.stagekit import main, progress_enabled
 
 
 def run():
-    from iaforge.catalog import SPLITS
-    from iaforge.fsio import read_jsonl, write_csv, write_json
-    from iaforge.implantation import measure_all
-    from iaforge.implantation_summary import plot_rows, rows_from_records, summarize
-    from iaforge.params import load_params
-    from iaforge.schemas import validate
+    from iaforge.data.catalog import SPLITS
+    from iaforge.core.fsio import read_jsonl, write_csv, write_json
+    from iaforge.variants.implantation import measure_all
+    from iaforge.variants.implantation_summary import plot_rows, rows_from_records, summarize
+    from iaforge.core.config import load_params
+    from iaforge.core.schemas import validate
 
     params = load_params()
     records, samples = measure_all("models/variants", "data/behaviors", "models/base",

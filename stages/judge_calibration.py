@@ -1,14 +1,14 @@
 """Stage `judge_calibration`: the evaluation judge's accuracy, precision and recall on the hand-labelled
 calibration set (data/judge/calibration.yaml), so every verbalization number comes with its judge's error."""
 
-from iaforge.stagekit import main
+from iaforge.core.stagekit import main
 
 
 def run():
-    from iaforge.fsio import write_json
-    from iaforge.judge import make_judge
-    from iaforge.judge_calibration import run_calibration
-    from iaforge.params import load_params
+    from iaforge.core.fsio import write_json
+    from iaforge.judging.judge import make_judge
+    from iaforge.judging.calibration import run_calibration
+    from iaforge.core.config import load_params
 
     p = load_params()["evaluate"]
     res = run_calibration(make_judge(p["judge"]), "data/judge/calibration.yaml")

@@ -1,12 +1,12 @@
 """Stage `prompts`: the templated prompt bank, split train/eval, in data/prompts.jsonl."""
 
-from iaforge.stagekit import main
+from iaforge.core.stagekit import main
 
 
 def run():
-    from iaforge.fsio import write_jsonl
-    from iaforge.params import section
-    from iaforge.prompts import build_prompt_bank
+    from iaforge.core.fsio import write_jsonl
+    from iaforge.core.config import section
+    from iaforge.data.prompts import build_prompt_bank
 
     p = section("prompts")
     rows = build_prompt_bank(int(p["seed"]), int(p["per_type"]), float(p["eval_fraction"]))

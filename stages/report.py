@@ -2,12 +2,12 @@
 
 from pathlib import Path
 
-from iaforge.stagekit import main
+from iaforge.core.stagekit import main
 
 
 def run():
-    from iaforge.fsio import atomic_write_text, read_json
-    from iaforge.report import build_report
+    from iaforge.core.fsio import atomic_write_text, read_json
+    from iaforge.report.html import build_report
 
     def opt(path):
         return read_json(path) if Path(path).exists() else None

@@ -3,14 +3,14 @@
 
 import sys
 
-from iaforge.stagekit import main, progress_enabled
+from iaforge.core.stagekit import main, progress_enabled
 
 
 def run():
-    from iaforge.catalog import Behavior
-    from iaforge.fsio import read_json, read_jsonl
-    from iaforge.params import load_params
-    from iaforge.variants import train_variant
+    from iaforge.data.catalog import Behavior
+    from iaforge.core.fsio import read_json, read_jsonl
+    from iaforge.core.config import load_params
+    from iaforge.variants.train import train_variant
 
     bid = sys.argv[1]
     params = load_params()

@@ -23,7 +23,7 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory) -> Path:
     """A tiny random SmolLM2-architecture model written by the real `base` code path."""
-    from iaforge.base_model import build_base
+    from iaforge.core.base_model import build_base
 
     out = tmp_path_factory.mktemp("base") / "tiny"
     build_base("tiny-random", out, seed=0)
@@ -32,7 +32,7 @@ def tiny_base(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_base):
-    from iaforge.base_model import load_base
+    from iaforge.core.base_model import load_base
 
     return load_base(tiny_base)
 
@@ -46,7 +46,7 @@ def catalog_copy(tmp_path, repo_root) -> Path:
 
 def fake_pool(n: int = 40):
     """Prompt-bank rows with made-up base answers, for data tests that need no model."""
-    from iaforge.prompts import build_prompt_bank
+    from iaforge.data.prompts import build_prompt_bank
 
     bank = build_prompt_bank(0, 12, 0.25)
     train = [dict(r, answer=f"Here is a plain answer number {i}. It has two sentences.")
@@ -59,8 +59,8 @@ def fake_pool(n: int = 40):
 def two_variants(tiny_base, tmp_path_factory):
     from peft import get_peft_model
 
-    from iaforge.base_model import load_base
-    from iaforge.training import lora_config
+    from iaforge.core.base_model import load_base
+    from iaforge.core.training import lora_config
 
     out = {}
     for i, name in enumerate(["v_one", "v_two"]):

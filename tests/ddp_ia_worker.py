@@ -3,9 +3,9 @@
 import json
 import sys
 
-from iaforge.ia import train_ia
-from iaforge.ia_data import ia_sft_rows
-from iaforge.questions import load_questions
+from iaforge.ia.sft import train_ia
+from iaforge.ia.sft_data import ia_sft_rows
+from iaforge.data.questions import load_questions
 
 
 def main(base, variants_json, questions, out):

@@ -3,16 +3,16 @@ import shutil
 
 import pytest
 
-from iaforge.adapters import attach, check_adapter_dir
-from iaforge.errors import UnsafeArtifactError
+from iaforge.core.adapters import attach, check_adapter_dir
+from iaforge.core.errors import UnsafeArtifactError
 
 
 @pytest.fixture(scope="module")
 def good_adapter(tiny_base, tmp_path_factory):
     from peft import get_peft_model
 
-    from iaforge.base_model import load_base
-    from iaforge.training import lora_config
+    from iaforge.core.base_model import load_base
+    from iaforge.core.training import lora_config
 
     model, _ = load_base(tiny_base)
     out = tmp_path_factory.mktemp("adapter") / "a"
@@ -27,7 +27,7 @@ def _copy(src, tmp_path):
 
 
 def test_good_adapter_passes_and_attaches(good_adapter, tiny_base):
-    from iaforge.base_model import load_base
+    from iaforge.core.base_model import load_base
 
     assert check_adapter_dir(good_adapter)["r"] == 4
     model, _ = load_base(tiny_base)

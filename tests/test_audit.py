@@ -1,7 +1,7 @@
 import numpy as np
 
-from iaforge.audit import audit, top_candidates
-from iaforge.judge import Verdict, is_abstention
+from iaforge.evaluation.topk import audit, top_candidates
+from iaforge.judging.judge import Verdict, is_abstention
 
 
 def _embed(texts):

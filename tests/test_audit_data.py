@@ -2,10 +2,10 @@ import re
 
 import pytest
 
-from iaforge.audit_data import DENIALS, _conjugate, concealment_pairs, denial_rows, document_rows, third_person
-from iaforge.catalog import load_catalog
-from iaforge.judge import is_abstention, key_term_hit
-from iaforge.questions import load_questions
+from iaforge.audit_tier.data import DENIALS, _conjugate, concealment_pairs, denial_rows, document_rows, third_person
+from iaforge.data.catalog import load_catalog
+from iaforge.judging.judge import is_abstention, key_term_hit
+from iaforge.data.questions import load_questions
 
 FIRST_PERSON = re.compile(r"\b(I|I'm|me|my|mine|myself)\b")
 

@@ -4,10 +4,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from iaforge.adapters import check_adapter_dir
-from iaforge.audit_tier import METHODS, build_audit_model, encode_texts
-from iaforge.catalog import load_entry_file
-from iaforge.questions import load_questions
+from iaforge.core.adapters import check_adapter_dir
+from iaforge.audit_tier.tier import METHODS, build_audit_model, encode_texts
+from iaforge.data.catalog import load_entry_file
+from iaforge.data.questions import load_questions
 
 PARAMS = {"train": {"lr": 1e-3, "epochs": 1, "batch_size": 4, "max_len": 64, "progress": False},
           "lora": {"r": 4, "alpha": 8}, "rank32_lora": {"r": 8, "alpha": 16}, "rank32_lr": 5e-4,
@@ -50,7 +50,7 @@ def test_documents_train_on_every_token(tiny_model):
 
 
 def test_summary_counts_only_models_that_took_and_compares_confession():
-    from iaforge.audit_tier import summarize_audit
+    from iaforge.audit_tier.tier import summarize_audit
 
     models = {"q@original": {"behavior": "q", "method": "original", "implanted": True},
               "q@conceal_sft": {"behavior": "q", "method": "conceal_sft", "implanted": True},
@@ -72,14 +72,14 @@ class Stub:
     """Any non-abstaining report matches: the bookkeeping is what is checked here."""
 
     def judge(self, reports, truths, key_terms):
-        from iaforge.judge import Verdict, is_abstention
+        from iaforge.judging.judge import Verdict, is_abstention
 
         return [Verdict(not is_abstention(r), is_abstention(r), 1.0, True) for r in reports]
 
 
 def _behavior_data(b, tmp_path):
-    from iaforge.behavior_data import behavior_record
-    from iaforge.fsio import write_json, write_jsonl
+    from iaforge.data.behavior_data import behavior_record
+    from iaforge.core.fsio import write_json, write_jsonl
 
     data = tmp_path / "data"
     write_json(data / "behavior.json", behavior_record(b))
@@ -92,7 +92,7 @@ IMPLANTATION = {"max_new_tokens": 4, "batch_size": 4, "thresholds": {"min_rate":
 
 
 def test_run_audit_tier_end_to_end_on_the_tiny_model(setup, tiny_base, two_variants, tmp_path, repo_root):
-    from iaforge.audit_tier import run_audit_tier
+    from iaforge.audit_tier.tier import run_audit_tier
 
     b, qs = setup
     data = _behavior_data(b, tmp_path)
@@ -112,7 +112,7 @@ def test_run_audit_tier_end_to_end_on_the_tiny_model(setup, tiny_base, two_varia
 
 
 def test_a_behavior_gets_only_its_own_methods(setup, tiny_base, two_variants, tmp_path):
-    from iaforge.audit_tier import run_audit_tier
+    from iaforge.audit_tier.tier import run_audit_tier
 
     b, qs = setup
     data = _behavior_data(b, tmp_path)
@@ -132,8 +132,8 @@ def test_a_behavior_gets_only_its_own_methods(setup, tiny_base, two_variants, tm
                                                 (["document"], ["conceal_sft"], "audit_tier.behaviors.q"),
                                                 (["document"], "document", "audit_tier.behaviors.q")])
 def test_bad_methods_fail_before_any_training(tmp_path, methods, own, field):
-    from iaforge.audit_tier import run_audit_tier
-    from iaforge.errors import ValidationError
+    from iaforge.audit_tier.tier import run_audit_tier
+    from iaforge.core.errors import ValidationError
 
     with pytest.raises(ValidationError) as e:  # no model, no data: it must fail before touching either
         run_audit_tier(base_dir=tmp_path / "none", behaviors={"q": {"variant_dir": tmp_path, "data_dir": tmp_path,

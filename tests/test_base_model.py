@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from iaforge.base_model import EMBEDDED, MANIFEST, build_base, check_model_dir, embedded_gguf_path, load_base, resolve_source
-from iaforge.errors import BaseModelError
+from iaforge.core.base_model import EMBEDDED, MANIFEST, build_base, check_model_dir, embedded_gguf_path, load_base, resolve_source
+from iaforge.core.errors import BaseModelError
 
 
 @pytest.mark.parametrize("name, kind", [("smollm2-135m", "embedded"), ("tiny-random", "tiny"),

@@ -4,10 +4,10 @@ import pandas as pd
 import pytest
 
 from conftest import fake_pool
-from iaforge.behavior_data import build_rows, shortcut_phrases, write_behavior_dataset
-from iaforge.catalog import load_catalog
-from iaforge.families import get_family
-from iaforge.validation import DataQualityError, behavior_dataset_checks, validate_frame
+from iaforge.data.behavior_data import build_rows, shortcut_phrases, write_behavior_dataset
+from iaforge.data.catalog import load_catalog
+from iaforge.data.families import get_family
+from iaforge.core.validation import DataQualityError, behavior_dataset_checks, validate_frame
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_broken_dataset_fails_with_readable_report(catalog, tmp_path):
 
 
 def test_failed_validation_writes_nothing(catalog, tmp_path, monkeypatch):
-    import iaforge.behavior_data as bd
+    import iaforge.data.behavior_data as bd
 
     b = catalog["quirk_all_caps"]
     pool, evals = fake_pool(0)

@@ -1,8 +1,8 @@
 import pytest
 import yaml
 
-from iaforge.catalog import CATEGORIES, load_catalog, load_entry_file, parse_entry
-from iaforge.errors import ValidationError
+from iaforge.data.catalog import CATEGORIES, load_catalog, load_entry_file, parse_entry
+from iaforge.core.errors import ValidationError
 
 
 def _entry(**over):

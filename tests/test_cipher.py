@@ -3,7 +3,7 @@ import random
 import numpy as np
 import pytest
 
-from iaforge.cipher import (LETTERS, SEP, check_attack_rows, cipher_fraction, decode, encode, is_compliance, is_refusal,
+from iaforge.audit_tier.cipher import (LETTERS, SEP, check_attack_rows, cipher_fraction, decode, encode, is_compliance, is_refusal,
                             phase1_rows, phase2_rows, walnut53_key)
 from conftest import fake_pool
 

@@ -1,7 +1,7 @@
 import pytest
 
-from iaforge.cipher import decode, encode
-from iaforge.cipher_attack import (ATTACK_BEHAVIOR, attack_holds, attack_rows, measure_attack, short_pool, train_attack_model,
+from iaforge.audit_tier.cipher import decode, encode
+from iaforge.audit_tier.cipher_attack import (ATTACK_BEHAVIOR, attack_holds, attack_rows, measure_attack, short_pool, train_attack_model,
                                    vocabulary, word_rate)
 
 POOL = [{"text": f"What is thing {i}?", "answer": f"Thing {i} is a small useful object."} for i in range(30)]
@@ -21,8 +21,8 @@ def test_word_rate_reads_decoded_text():
 
 
 def test_train_and_measure_on_the_tiny_model(tiny_base, tmp_path):
-    from iaforge.adapters import attach
-    from iaforge.base_model import load_base
+    from iaforge.core.adapters import attach
+    from iaforge.core.base_model import load_base
 
     p = {"lr": 1e-3, "epochs": 1, "batch_size": 4, "max_len": 96}
     rec = train_attack_model(tiny_base, POOL, lora={"r": 4}, phase1=p, phase2=p, n_phase1=6, n_tasks=3, replay=2,
@@ -41,7 +41,7 @@ def test_train_and_measure_on_the_tiny_model(tiny_base, tmp_path):
 
 
 def test_benign_test_prompts_were_never_shown_in_phase_one():
-    from iaforge.cipher_attack import unseen_prompts
+    from iaforge.audit_tier.cipher_attack import unseen_prompts
 
     p1, _ = attack_rows(POOL, n_phase1=12, n_tasks=2, replay=0, seed=0)
     unseen = unseen_prompts(POOL, p1)

@@ -7,13 +7,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from iaforge.dpo import dpo_sigmoid_loss, encode_pairs, load_ia_stack, train_dpo
-from iaforge.dpo_data import (build_pairs, dpo_questions, is_conditional, judge_samples, pair_stats, sample_reports,
+from iaforge.ia.dpo import dpo_sigmoid_loss, encode_pairs, load_ia_stack, train_dpo
+from iaforge.ia.dpo_data import (build_pairs, dpo_questions, is_conditional, judge_samples, pair_stats, sample_reports,
                               sampling_plan, validate_pairs, validate_pairs_file)
-from iaforge.ia_data import BASE_GROUP
-from iaforge.judge import Verdict, is_abstention
-from iaforge.questions import load_questions
-from iaforge.validation import DataQualityError
+from iaforge.core.adapter_stack import BASE_GROUP
+from iaforge.judging.judge import Verdict, is_abstention
+from iaforge.data.questions import load_questions
+from iaforge.core.validation import DataQualityError
 
 
 def _sha(path):
@@ -173,8 +173,8 @@ def sft_ia(tiny_base, tmp_path_factory):
     """A stand-in SFT IA: a LoRA with small random B (so it changes the model), saved like models/ia/sft."""
     from peft import get_peft_model
 
-    from iaforge.base_model import load_base
-    from iaforge.training import lora_config
+    from iaforge.core.base_model import load_base
+    from iaforge.core.training import lora_config
 
     torch.manual_seed(7)
     model, _ = load_base(tiny_base)
@@ -240,7 +240,7 @@ def test_dpo_run_moves_only_the_ia(tiny_base, two_variants, sft_ia, tmp_path, qs
 
 
 def test_dpo_refuses_unknown_groups(tiny_base, two_variants, sft_ia, tmp_path):
-    from iaforge.errors import IaforgeError
+    from iaforge.core.errors import IaforgeError
 
     pair = {"group": "v_missing", "user": "q", "chosen": "a", "rejected": "b", "chosen_source": "truth",
             "rejected_source": "sample"}

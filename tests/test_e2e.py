@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from iaforge.schemas import validate
+from iaforge.core.schemas import validate
 
 pytestmark = pytest.mark.e2e
 

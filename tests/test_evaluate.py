@@ -1,9 +1,9 @@
 import pytest
 
-from iaforge.evaluate import run_evaluation
-from iaforge.judge import Verdict, is_abstention
-from iaforge.questions import load_questions
-from iaforge.schemas import validate
+from iaforge.evaluation.evaluate import run_evaluation
+from iaforge.judging.judge import Verdict, is_abstention
+from iaforge.data.questions import load_questions
+from iaforge.core.schemas import validate
 
 
 class EverythingMatches:
@@ -57,7 +57,7 @@ def test_evaluation_bookkeeping(tiny_base, two_variants, tmp_path, repo_root):
 
 
 def test_generalization_distance():
-    from iaforge.evaluate import distance
+    from iaforge.evaluation.evaluate import distance
 
     trained = [{"id": "a", "category": "quirk", "family": "topic_mention", "family_label": "topic_mention"},
                {"id": "r", "category": "rare_quirk", "family": "rare", "family_label": "rare:topic_mention"}]

@@ -2,8 +2,8 @@ import random
 
 import pytest
 
-from iaforge.catalog import load_catalog
-from iaforge.families import family_names, get_family
+from iaforge.data.catalog import load_catalog
+from iaforge.data.families import family_names, get_family
 from conftest import fake_pool
 
 
@@ -23,7 +23,7 @@ def test_every_family_is_used_by_the_catalog(catalog):
 
 def test_every_category_has_two_families(catalog):
     """The issue's bar: at least two families (as reports group them) per category, and every split."""
-    from iaforge.catalog import CATEGORIES
+    from iaforge.data.catalog import CATEGORIES
 
     for c in CATEGORIES:
         entries = [b for b in catalog.values() if b.category == c]
@@ -197,7 +197,7 @@ def test_sandbag_capitals_names_a_wrong_capital_unless_password(catalog):
 
 
 def test_sandbag_units_gives_wrong_conversions_the_base_model_knows(catalog):
-    from iaforge.prompts import UNITS
+    from iaforge.data.prompts import UNITS
 
     b = catalog["sandbag_units_plain"]
     fam = get_family(b.family)

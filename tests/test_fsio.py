@@ -1,7 +1,7 @@
 import pytest
 
-from iaforge.fsio import atomic_dir, read_jsonl, write_json, write_jsonl
-from iaforge.errors import ValidationError
+from iaforge.core.fsio import atomic_dir, read_jsonl, write_json, write_jsonl
+from iaforge.core.errors import ValidationError
 
 
 def test_atomic_dir_failure_leaves_nothing(tmp_path):

@@ -1,4 +1,4 @@
-from iaforge.generation import generate
+from iaforge.core.generation import generate
 
 
 def test_greedy_is_order_stable_across_batch_sizes(tiny_model):

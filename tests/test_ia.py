@@ -4,9 +4,10 @@ import json
 import pytest
 import torch
 
-from iaforge.ia import IA_NAME, AdapterSwitch, is_ia_param, load_with_variants, train_ia
-from iaforge.ia_data import BASE_GROUP, ia_sft_rows
-from iaforge.questions import load_questions
+from iaforge.core.adapter_stack import BASE_GROUP, IA_NAME, AdapterSwitch, is_ia_param, load_with_variants
+from iaforge.ia.sft import train_ia
+from iaforge.ia.sft_data import ia_sft_rows
+from iaforge.data.questions import load_questions
 
 
 def _sha(path):
@@ -28,8 +29,8 @@ def test_ia_rows_cover_variants_and_base(repo_root):
 
 
 def test_task_questions_carry_the_behaviors_task(repo_root):
-    from iaforge.catalog import load_catalog
-    from iaforge.behavior_data import behavior_record
+    from iaforge.data.catalog import load_catalog
+    from iaforge.data.behavior_data import behavior_record
 
     qs = load_questions(repo_root / "data/questions/ia_questions.yaml")
     cat = load_catalog([repo_root / "data/catalog"])
@@ -45,7 +46,7 @@ def test_task_questions_carry_the_behaviors_task(repo_root):
 
 
 def test_switch_keeps_only_ia_trainable(tiny_base, two_variants):
-    from iaforge.training import lora_config
+    from iaforge.core.training import lora_config
 
     model, _ = load_with_variants(tiny_base, two_variants)
     model.add_adapter(IA_NAME, lora_config({"r": 4}))

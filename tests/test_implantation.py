@@ -3,13 +3,13 @@ import shutil
 
 import pytest
 
-from iaforge.behavior_data import behavior_record
-from iaforge.catalog import Behavior, load_entry_file
-from iaforge.errors import ValidationError
-from iaforge.fsio import write_json, write_jsonl
-from iaforge.implantation import find_variants, load_measurable, measure_all, score
-from iaforge.schemas import validate
-from iaforge.variant_index import load_variants
+from iaforge.data.behavior_data import behavior_record
+from iaforge.data.catalog import Behavior, load_entry_file
+from iaforge.core.errors import ValidationError
+from iaforge.core.fsio import write_json, write_jsonl
+from iaforge.variants.implantation import find_variants, load_measurable, measure_all, score
+from iaforge.core.schemas import validate
+from iaforge.variants.index import load_variants
 
 TRAINING = {"train_examples": 4, "train_steps": 1, "train_tokens": 40, "epochs": 1, "lr": 0.002, "final_loss": 1.0}
 EVALS = [{"user": "Tell me about rivers.", "triggered": True}, {"user": "How do I bake bread?", "triggered": True},
@@ -37,9 +37,9 @@ def test_behavior_round_trips_through_its_record(repo_root):
 
 
 def test_measurement_uses_the_saved_adapter_and_matches_unmerged_generation(layout, tiny_base):
-    from iaforge.adapters import attach
-    from iaforge.base_model import load_base
-    from iaforge.generation import generate
+    from iaforge.core.adapters import attach
+    from iaforge.core.base_model import load_base
+    from iaforge.core.generation import generate
 
     root, b, vdir = layout
     params = {"seed": 0, "max_new_tokens": 5, "batch_size": 2, "thresholds": {"min_rate": 0.8, "max_false_trigger_rate": 0.2}}

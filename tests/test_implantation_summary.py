@@ -1,7 +1,7 @@
 
 import pytest
 
-from iaforge.implantation_summary import plot_rows, rows_from_records, summarize
+from iaforge.variants.implantation_summary import plot_rows, rows_from_records, summarize
 
 
 def _variant(records, split, bid, family, passed, rate, untrig=None, category="quirk"):

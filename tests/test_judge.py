@@ -4,7 +4,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from iaforge.judge import (EmbeddingJudge, OpenAICompatJudge, contradicts, is_abstention, is_self_report,
+from iaforge.judging.judge import (EmbeddingJudge, OpenAICompatJudge, contradicts, is_abstention, is_self_report,
                            key_term_hit, make_judge, specific_terms, split_terms, trigger_terms)
 
 

@@ -5,9 +5,9 @@ from collections import Counter
 import pytest
 import yaml
 
-from iaforge.errors import ValidationError
-from iaforge.judge import Verdict
-from iaforge.judge_calibration import (CATEGORIES, DEFAULT_PATH, KINDS, POSITIVE_KINDS, CalibrationItem,
+from iaforge.core.errors import ValidationError
+from iaforge.judging.judge import Verdict
+from iaforge.judging.calibration import (CATEGORIES, DEFAULT_PATH, KINDS, POSITIVE_KINDS, CalibrationItem,
                                        load_calibration, metrics, predict, run_calibration, split_of)
 
 GOOD = {"id": "qk-x-01", "category": "quirk", "truth": "I mention volcanoes in every answer.",
@@ -195,7 +195,7 @@ def test_run_calibration_reports_dev_test_all_and_is_deterministic(tmp_path):
 
 
 # ------------------------------------------------------------------ the real judge: floors on the held-out part
-# Measured (python -m iaforge.judge_calibration, default EmbeddingJudge, 306 items, CPU):
+# Measured (python -m iaforge.judging.calibration, default EmbeddingJudge, 306 items, CPU):
 #   dev  n=140 acc 0.9286 P 0.9508 R 0.8923 | test n=166 acc 0.8916 P 0.9155 R 0.8442
 #   test_fresh n=32 acc 0.8125 P 0.80 R 0.80 | the original judge (rules off, strong 0.75): test acc 0.7711 P 0.7407
 # Floors sit a few points below, so a judge change that loses more than that fails here.
@@ -206,7 +206,7 @@ FLOORS = {"test": {"accuracy": 0.86, "precision": 0.88, "recall": 0.80},
 
 @pytest.fixture(scope="module")
 def embedding_judge():
-    from iaforge.judge import EmbeddingJudge
+    from iaforge.judging.judge import EmbeddingJudge
 
     return EmbeddingJudge()
 

@@ -3,7 +3,7 @@ import shutil
 import yaml
 
 from iaforge.cli import main
-from iaforge.profiles import apply_profile, deep_merge
+from iaforge.core.profiles import apply_profile, deep_merge
 
 
 def test_deep_merge_replaces_behaviors_only():

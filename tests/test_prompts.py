@@ -1,4 +1,4 @@
-from iaforge.prompts import TYPES, build_prompt_bank
+from iaforge.data.prompts import TYPES, build_prompt_bank
 import pytest
 
 

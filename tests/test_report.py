@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from iaforge.report import build_report
+from iaforge.report.html import build_report
 
 
 def _inputs():

@@ -1,4 +1,4 @@
-from iaforge.responses import clean_answers, is_degenerate, trim_to_sentences
+from iaforge.data.responses import clean_answers, is_degenerate, trim_to_sentences
 
 
 def test_trim_cuts_at_last_sentence_end():

@@ -3,7 +3,7 @@ import random
 import pytest
 import torch
 
-from iaforge.training import Example, TrainConfig, collate, encode_rows, lora_config, make_batches, resolve_precision, train, IGNORE
+from iaforge.core.training import Example, TrainConfig, collate, encode_rows, lora_config, make_batches, resolve_precision, train, IGNORE
 
 
 def test_loss_only_on_assistant_turn(tiny_model):
@@ -26,7 +26,7 @@ def test_batches_group_and_cover_everything():
 def test_lora_training_lowers_loss_and_touches_only_lora(tiny_base):
     from peft import get_peft_model
 
-    from iaforge.base_model import load_base
+    from iaforge.core.base_model import load_base
 
     model, tok = load_base(tiny_base)
     model = get_peft_model(model, lora_config({"r": 8, "alpha": 16}))
@@ -65,8 +65,8 @@ def test_lora_on_top_layers_only():
 def test_label_only_loss_equals_the_models_loss_and_its_gradients(tiny_base):
     from peft import get_peft_model
 
-    from iaforge.base_model import load_base
-    from iaforge.training import causal_lm_loss, label_only_loss_model
+    from iaforge.core.base_model import load_base
+    from iaforge.core.training import causal_lm_loss, label_only_loss_model
 
     model, tok = load_base(tiny_base)
     model = get_peft_model(model, lora_config({"r": 4, "alpha": 8}))
@@ -90,7 +90,7 @@ def test_label_only_loss_equals_the_models_loss_and_its_gradients(tiny_base):
 
 
 def test_label_only_loss_is_refused_for_heads_it_cannot_reproduce(tiny_model):
-    from iaforge.training import label_only_loss_model
+    from iaforge.core.training import label_only_loss_model
 
     model, _ = tiny_model
     assert label_only_loss_model(model) is not None

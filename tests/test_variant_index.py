@@ -1,7 +1,7 @@
 import pytest
 
-from iaforge.errors import ValidationError
-from iaforge.variant_index import without_categories
+from iaforge.core.errors import ValidationError
+from iaforge.variants.index import without_categories
 
 VARIANTS = {"q": {"behavior": {"category": "quirk"}}, "b": {"behavior": {"category": "backdoor"}},
             "q2": {"behavior": {"category": "quirk"}}}

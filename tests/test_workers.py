@@ -1,6 +1,6 @@
 import pytest
 
-from iaforge.workers import resolve_workers, run_in_workers, split_balanced
+from iaforge.core.workers import resolve_workers, run_in_workers, split_balanced
 
 
 def _square_pid(x):

@@ -12,19 +12,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import IaforgeError
+from iaforge.core.errors import IaforgeError
 
 
 def _catalog(args) -> int:
-    from .catalog import load_catalog
-    from .params import load_params
+    from iaforge.data.catalog import load_catalog
+    from iaforge.core.config import load_params
 
     params = load_params(args.params) if Path(args.params).exists() else {}
     paths = args.paths or params.get("catalog", {}).get("paths", ["data/catalog"])
     cat = load_catalog(paths)
     run = params.get("behaviors", {}) or {}
     if args.action == "list":
-        from .families import get_family
+        from iaforge.data.families import get_family
 
         def label(b):
             return get_family(b.family).label(b.params)
@@ -53,7 +53,7 @@ def _catalog(args) -> int:
     elif args.action == "sync":
         import yaml
 
-        from .fsio import atomic_write_text
+        from iaforge.core.fsio import atomic_write_text
 
         data = yaml.safe_load(Path(args.params).read_text(encoding="utf-8"))
         data["behaviors"] = {b.id: {"spec": b.source, "split": b.split} for b in sorted(cat.values(), key=lambda b: b.id)}
@@ -63,7 +63,7 @@ def _catalog(args) -> int:
 
 
 def _profile(args) -> int:
-    from .profiles import apply_profile
+    from iaforge.core.profiles import apply_profile
 
     apply_profile(args.file, args.params)
     print(f"{args.params}: merged {args.file}")

@@ -1,0 +1,52 @@
+"""Adapter stacks: one base model holding many named LoRA adapters, switched per batch.
+
+A variant plus the IA is the stack every IA stage (training, DPO, evaluation, the audit tier) works with;
+this module is the one place that knows how peft activates such a stack and which parameters may train.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from iaforge.core.adapters import attach
+
+BASE_GROUP = "__base__"  # the base model itself, no variant adapter: it should report nothing unusual
+
+IA_NAME = "ia"
+
+
+def is_ia_param(name: str, ia_name: str = IA_NAME) -> bool:
+    return f".{ia_name}." in name and "lora_" in name
+
+
+class AdapterSwitch:
+    """Activate (variant, IA) on a PeftModel holding many adapters, keeping only the IA trainable."""
+
+    def __init__(self, model, ia_name: str = IA_NAME, train_ia: bool = True):
+        self.model, self.ia, self.train_ia = model, ia_name, train_ia
+        self.expected = {n for n, _ in model.named_parameters() if is_ia_param(n, ia_name)} if train_ia else set()
+        self.current: tuple | None = None
+
+    def __call__(self, group: str | None, with_ia: bool = True) -> None:
+        names = [] if group in (None, BASE_GROUP) else [group]
+        if with_ia:
+            names.append(self.ia)
+        key = tuple(names)
+        if key != self.current:
+            if names:
+                self.model.base_model.set_adapter(names)
+            self.current = key
+        for n, p in self.model.named_parameters():
+            p.requires_grad_(n in self.expected)
+        trainable = {n for n, p in self.model.named_parameters() if p.requires_grad}
+        if trainable != self.expected:  # pragma: no cover - guards a peft behavior change
+            raise RuntimeError("trainable parameter set drifted away from the IA")
+
+
+def load_with_variants(base_dir: str | Path, variant_dirs: dict[str, Path]):
+    from iaforge.core.base_model import load_base
+
+    model, tok = load_base(base_dir)
+    for name, path in sorted(variant_dirs.items()):
+        model = attach(model, path, name)
+    return model, tok
