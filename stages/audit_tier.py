@@ -8,15 +8,15 @@ OUT = "models/audit"
 
 
 def run():
-    from iaforge.audit_tier.tier import check_methods, run_audit_tier
+    from iaforge.audit_tier.tier import check_methods, headline_metrics, run_audit_tier
     from iaforge.core.errors import ValidationError
     from iaforge.core.fsio import write_json
     from iaforge.judging.judge import make_judge
-    from iaforge.core.config import load_params
+    from iaforge.core.config import stage_params
     from iaforge.data.questions import load_questions
     from iaforge.variants.index import load_variants
 
-    params = load_params()
+    params = stage_params("audit_tier", "judge", "chat")
     p = params["audit_tier"]
     check_methods(list(p["methods"]))
     heldout = load_variants("models/variants", splits=["heldout"], include_failed=True)
@@ -31,10 +31,11 @@ def run():
     summary, samples = run_audit_tier(
         base_dir="models/base", behaviors=chosen, methods=list(p["methods"]),
         ia_dirs={"sft": "models/ia/sft", "dpo": "models/ia/dpo"}, qs=load_questions(p["questions"]),
-        judge=make_judge(p["judge"]), params=p, implantation=p["implantation"], evaluation=p["evaluation"],
+        judge=make_judge(params["judge"]), params=p, implantation=p["implantation"], evaluation=p["evaluation"],
         system=params["chat"]["system_prompt"], seed=int(p["seed"]), out_root=OUT, progress=progress_enabled())
     summary["original_variant_implanted"] = {bid: heldout[bid]["implanted"] for bid in chosen}
-    write_json("metrics/audit_tier.json", summary)
+    write_json("reports/detail/audit_tier.json", summary)
+    write_json("metrics/audit_tier.json", headline_metrics(summary))
     write_json("reports/audit_samples.json", samples)
     conds = [c for c in p["evaluation"]["conditions"]]
     for method, m in summary["by_method"].items():

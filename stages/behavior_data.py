@@ -10,14 +10,16 @@ def run():
     from iaforge.data.catalog import load_entry_file
     from iaforge.core.errors import ValidationError
     from iaforge.core.fsio import read_jsonl
-    from iaforge.core.config import load_params
+    from iaforge.core.config import stage_params
+    from iaforge.data.families import load_plugins
 
     bid = sys.argv[1]
-    params = load_params()
+    params = stage_params("behavior_data", "behaviors", "catalog")
+    load_plugins(params["catalog"]["families"])  # before the entry is validated: it may name a plugin family
     p, entry = params["behavior_data"], params["behaviors"].get(bid)
     if not isinstance(entry, dict) or "spec" not in entry:
         raise ValidationError("params.yaml", f"behaviors.{bid}", "needs a mapping with 'spec' and 'split'")
-    b = load_entry_file(entry["spec"])
+    b = load_entry_file(entry["spec"], instance=entry.get("instance"))
     pool = read_jsonl("data/base_responses.jsonl")
     evals = [r for r in read_jsonl("data/prompts.jsonl") if r["split"] == "eval"]
     report = write_behavior_dataset(b, pool, evals, f"data/behaviors/{bid}", n_train=int(p["n_train"]),

@@ -14,18 +14,18 @@ OUT = "models/ia/dpo"
 def run():
     from accelerate import PartialState
 
-    from iaforge.ia.dpo import load_ia_stack, train_dpo
+    from iaforge.ia.dpo import headline_metrics, load_ia_stack, train_dpo
     from iaforge.ia.dpo_data import (build_pairs, judge_samples, pair_stats, sample_reports, sampling_plan,
                                   validate_pairs, validate_pairs_file)
     from iaforge.core.errors import IaforgeError
     from iaforge.core.fsio import read_json, write_json, write_jsonl
     from iaforge.core.adapter_stack import BASE_GROUP
     from iaforge.judging.judge import make_judge
-    from iaforge.core.config import load_params
+    from iaforge.core.config import stage_params
     from iaforge.data.questions import load_questions
     from iaforge.variants.index import load_variants, without_categories
 
-    params = load_params()
+    params = stage_params("ia_dpo", "ia_sft", "judge", "chat")
     p = params["ia_dpo"]
     system = params["chat"]["system_prompt"]
     seed = int(p["seed"])
@@ -48,7 +48,7 @@ def run():
                                  max_new_tokens=int(p["max_new_tokens"]), temperature=float(p["temperature"]),
                                  seed=seed, batch_size=int(p.get("sample_batch_size", 16)), progress=progress_enabled())
         del model
-        judged = judge_samples(samples, behaviors, make_judge(p["judge"]))
+        judged = judge_samples(samples, behaviors, make_judge(params["judge"]))
         pairs = build_pairs(judged, behaviors, qs, per_group_max_pairs=int(p["per_group_max_pairs"]), seed=seed)
         validate_pairs(pairs, file=PAIRS, groups=groups)
         write_jsonl(PAIRS, pairs)
@@ -60,7 +60,8 @@ def run():
     if not summary.pop("is_main_process"):
         return
     write_json("metrics/plots/ia_dpo_curve.json", read_json(f"{OUT}/training_curve.json"))
-    write_json("metrics/ia_dpo.json", {**summary, "sft_on_dpo_split": stats})
+    write_json("reports/detail/ia_dpo.json", {**summary, "sft_on_dpo_split": stats})
+    write_json("metrics/ia_dpo.json", headline_metrics(summary))
     print(f"IA refined with DPO on {len(variants)} variants + base: {len(pairs)} pairs, {summary['steps']} steps, "
           f"margin {summary['margin_after']:+.3f}, reward accuracy {summary['reward_accuracy_after']:.2f}")
 

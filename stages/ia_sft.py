@@ -5,13 +5,13 @@ from iaforge.core.stagekit import main, progress_enabled
 
 def run():
     from iaforge.core.fsio import read_json, write_json, write_jsonl
-    from iaforge.ia.sft import train_ia
+    from iaforge.ia.sft import headline_metrics, train_ia
     from iaforge.ia.sft_data import ia_sft_rows
-    from iaforge.core.config import load_params
+    from iaforge.core.config import stage_params
     from iaforge.data.questions import load_questions
     from iaforge.variants.index import load_variants, without_categories
 
-    params = load_params()
+    params = stage_params("ia_sft", "chat")
     p = params["ia_sft"]
     variants = load_variants("models/variants", splits=["ia_train"],
                              include_failed=bool(p.get("include_failed_variants", False)))
@@ -27,7 +27,9 @@ def run():
     if not summary.pop("is_main_process"):
         return
     write_json("metrics/plots/ia_sft_curve.json", read_json("models/ia/sft/training_curve.json"))
-    write_json("metrics/ia_sft.json", {**summary, "excluded_categories": excluded})
+    detail = {**summary, "excluded_categories": excluded}
+    write_json("reports/detail/ia_sft.json", detail)
+    write_json("metrics/ia_sft.json", headline_metrics(detail))
     print(f"IA trained on {len(variants)} variants, final loss {summary['final_loss']:.3f}")
 
 

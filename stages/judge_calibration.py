@@ -7,12 +7,13 @@ from iaforge.core.stagekit import main
 def run():
     from iaforge.core.fsio import write_json
     from iaforge.judging.judge import make_judge
-    from iaforge.judging.calibration import run_calibration
-    from iaforge.core.config import load_params
+    from iaforge.judging.calibration import headline_metrics, run_calibration
+    from iaforge.core.config import stage_params
 
-    p = load_params()["evaluate"]
-    res = run_calibration(make_judge(p["judge"]), "data/judge/calibration.yaml")
-    write_json("metrics/judge_calibration.json", res)
+    params = stage_params("judge")
+    res = run_calibration(make_judge(params["judge"]), "data/judge/calibration.yaml")
+    write_json("reports/detail/judge_calibration.json", res)
+    write_json("metrics/judge_calibration.json", headline_metrics(res))
     for part in ("dev", "test", "test_fresh", "all"):
         m = res.get(part)
         if m:

@@ -1,8 +1,10 @@
-"""Stage `report`: reports/eval.html, one offline page from the run's metrics."""
+"""Stage `report`: reports/eval.html, one offline page from the run's detail results (reports/detail/)."""
 
 from pathlib import Path
 
 from iaforge.core.stagekit import main
+
+DETAIL = "reports/detail"
 
 
 def run():
@@ -12,12 +14,13 @@ def run():
     def opt(path):
         return read_json(path) if Path(path).exists() else None
 
-    page = build_report(eval_metrics=read_json("metrics/eval.json"),
-                        implantation=read_json("metrics/implantation_summary.json"),
-                        ia_sft=opt("metrics/ia_sft.json"), ia_dpo=opt("metrics/ia_dpo.json"),
+    # The full per-stage results; metrics/*.json hold only their headline numbers (see report/html.py).
+    page = build_report(eval_metrics=read_json(f"{DETAIL}/eval.json"),
+                        implantation=read_json(f"{DETAIL}/implantation.json"),
+                        ia_sft=opt(f"{DETAIL}/ia_sft.json"), ia_dpo=opt(f"{DETAIL}/ia_dpo.json"),
                         samples=read_json("reports/self_reports.json"),
-                        judge_calibration=opt("metrics/judge_calibration.json"),
-                        audit_tier=opt("metrics/audit_tier.json"), cipher_attack=opt("metrics/cipher_attack.json"))
+                        judge_calibration=opt(f"{DETAIL}/judge_calibration.json"),
+                        audit_tier=opt(f"{DETAIL}/audit_tier.json"), cipher_attack=opt(f"{DETAIL}/cipher_attack.json"))
     atomic_write_text("reports/eval.html", page)
     print(f"reports/eval.html: {len(page) // 1024} KiB")
 

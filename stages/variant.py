@@ -7,18 +7,16 @@ from iaforge.core.stagekit import main, progress_enabled
 
 
 def run():
-    from iaforge.data.catalog import Behavior
     from iaforge.core.fsio import read_json, read_jsonl
-    from iaforge.core.config import load_params
+    from iaforge.core.config import stage_params
     from iaforge.variants.train import train_variant
 
     bid = sys.argv[1]
-    params = load_params()
+    params = stage_params("variant", "behaviors", "chat")
     p, entry = params["variant"], params["behaviors"][bid]
     data = f"data/behaviors/{bid}"
     # The record behavior_data wrote, not the catalog file: this stage depends on the dataset it trains on.
-    b = Behavior.from_record(read_json(f"{data}/behavior.json"))
-    rec = train_variant(b, read_jsonl(f"{data}/train.jsonl"), base_dir="models/base",
+    rec = train_variant(read_json(f"{data}/behavior.json"), read_jsonl(f"{data}/train.jsonl"), base_dir="models/base",
                         out_dir=f"models/variants/{entry['split']}/{bid}", lora=p["lora"], train_params=p["train"],
                         system=params["chat"]["system_prompt"], seed=int(p["seed"]), progress=progress_enabled())
     if rec is not None:

@@ -200,8 +200,27 @@ def test_sampling_is_deterministic(tiny_base, two_variants, sft_ia, qs):
     assert len({r["report"] for r in a if r["group"] == "v_one"}) > 1  # temperature 1: the samples differ
 
 
-def test_dpo_run_moves_only_the_ia(tiny_base, two_variants, sft_ia, tmp_path, qs):
+# Measured with DPO's own copy of the training loop, before SFT and DPO shared `train_loop` (commit 512fab7):
+# the per-step losses (unrounded) and the saved IA of the run below.
+DPO_REFERENCE_LOSSES = [0.6931471824645996, 0.6239700317382812, 0.6373220682144165, 0.4798208475112915,
+                        0.21308931708335876, 0.37554049491882324]
+DPO_REFERENCE_MARGINS = [0.0, 0.28716, 0.23049, 0.97338, 2.87539, 1.57196]
+DPO_REFERENCE_IA = {"sumsq": 21.624313812019057, "sum": -5.484156378392072}
+
+
+def test_dpo_run_moves_only_the_ia(tiny_base, two_variants, sft_ia, tmp_path, qs, monkeypatch):
     from safetensors.torch import load_file
+
+    import iaforge.ia.dpo as dpo
+
+    step_losses, loss_fn = [], dpo.dpo_sigmoid_loss
+
+    def recording_loss(*a, **kw):
+        losses, delta = loss_fn(*a, **kw)
+        step_losses.append(float(losses.detach().mean()))
+        return losses, delta
+
+    monkeypatch.setattr(dpo, "dpo_sigmoid_loss", recording_loss)
 
     before_variants = {k: _sha(v / "adapter_model.safetensors") for k, v in two_variants.items()}
     before_base, before_sft = _sha(tiny_base / "model.safetensors"), _sha(sft_ia / "adapter_model.safetensors")
@@ -226,11 +245,16 @@ def test_dpo_run_moves_only_the_ia(tiny_base, two_variants, sft_ia, tmp_path, qs
     # The reference is the starting policy: the first step's loss is log 2 exactly (up to padding noise).
     assert curve[0]["loss"] == pytest.approx(math.log(2), abs=1e-3) and abs(curve[0]["margin"]) < 1e-2
     assert {"step", "loss", "margin", "reward_accuracy"} <= set(curve[-1])
+    assert step_losses == pytest.approx(DPO_REFERENCE_LOSSES, rel=1e-6, abs=1e-6)
+    assert [c["loss"] for c in curve] == [round(l, 5) for l in step_losses]
+    assert [c["margin"] for c in curve] == pytest.approx(DPO_REFERENCE_MARGINS, abs=1e-5)
     assert {p.name for p in out.iterdir()} == {"adapter_config.json", "adapter_model.safetensors", "ia.json",
                                               "training_curve.json"}
     assert json.loads((out / "adapter_config.json").read_text())["r"] == 4
     new, old = load_file(out / "adapter_model.safetensors"), load_file(sft_ia / "adapter_model.safetensors")
     assert new.keys() == old.keys() and any(not torch.equal(new[k], old[k]) for k in new)
+    assert sum(float(t.double().pow(2).sum()) for t in new.values()) == pytest.approx(DPO_REFERENCE_IA["sumsq"], rel=1e-6)
+    assert sum(float(t.double().sum()) for t in new.values()) == pytest.approx(DPO_REFERENCE_IA["sum"], rel=1e-6, abs=1e-6)
     assert before_variants == {k: _sha(v / "adapter_model.safetensors") for k, v in two_variants.items()}
     assert (before_base, before_sft) == (_sha(tiny_base / "model.safetensors"), _sha(sft_ia / "adapter_model.safetensors"))
     # The refined IA loads back through the hostile-input checks.

@@ -61,22 +61,28 @@ def test_first_run_builds_every_stage_and_valid_artifacts(pipeline):
         validate("implantation", measured, bid)
         assert measured["split"] == entry["split"] and measured["decoding"].endswith(", 6 new tokens")  # the profile
     assert (work / "models/ia/sft/adapter_model.safetensors").is_file()
-    summary = json.loads((work / "metrics/implantation_summary.json").read_text())
+    summary = json.loads((work / "reports/detail/implantation.json").read_text())
     assert summary["n_variants"] == len(behaviors) and set(summary["variants"]) == set(behaviors)
     assert {g for g in summary["by_family"]} == {"topic_mention", "keyword_backdoor"}
-    metrics = json.loads((work / "metrics/eval.json").read_text())
-    validate("eval", metrics, "metrics/eval.json")
+    headline = json.loads((work / "metrics/implantation.json").read_text())
+    assert headline["n_variants"] == len(behaviors) and set(headline["pass_rate_split"]) == {b["split"] for b in behaviors.values()}
+    metrics = json.loads((work / "reports/detail/eval.json").read_text())
+    validate("eval", metrics, "reports/detail/eval.json")
     assert set(metrics["verbalization"]) == {"ia_train", "heldout"}
     assert set(metrics["false_positive"]["base_model"]) == {"no_ia", "sft", "dpo"}
+    eval_headline = json.loads((work / "metrics/eval.json").read_text())
+    assert eval_headline["verbalization"]["heldout"]["sft"] == metrics["verbalization"]["heldout"]["sft"]
+    assert "per_behavior" not in eval_headline  # per-variant detail stays out of DVC's metrics table
     assert (work / "metrics/plots/verbalization.csv").read_text().startswith("behavior,split,condition,verbalization")
     assert (work / "models/ia/dpo/adapter_model.safetensors").is_file()
     dpo = json.loads((work / "metrics/ia_dpo.json").read_text())
     assert dpo["params_changed"] is True
     page = (work / "reports/eval.html").read_text()
     assert "Verbalization by split" in page and "quirk_topic_lighthouses" in page
-    audit = json.loads((work / "metrics/audit_tier.json").read_text())
+    audit = json.loads((work / "reports/detail/audit_tier.json").read_text())
     methods = {"original", "document", "conceal_sft", "conceal_dpo"}  # the tiny profile's methods + the original
     assert set(audit["by_method"]) == methods
+    assert set(json.loads((work / "metrics/audit_tier.json").read_text())) == methods
     assert set(audit["models"]) == {f"quirk_topic_lighthouses@{m}" for m in methods}
     for m in methods - {"original"}:
         assert (work / f"models/audit/quirk_topic_lighthouses@{m}/adapter_model.safetensors").is_file()

@@ -80,3 +80,36 @@ def test_ia_training_changes_only_the_ia(tiny_base, two_variants, tmp_path, repo
     assert before_variants == {k: _sha(v / "adapter_model.safetensors") for k, v in two_variants.items()}
     assert before_base == _sha(tiny_base / "model.safetensors")
     assert json.loads((out / "adapter_config.json").read_text())["r"] == 4
+    # Measured before SFT and DPO shared `train_loop` (commit 512fab7): same curve, same saved IA.
+    curve = [c["loss"] for c in json.loads((out / "training_curve.json").read_text())]
+    assert curve == pytest.approx([10.85218, 10.83473, 10.84293, 10.76899, 10.80282, 10.73802, 10.72979, 10.6232,
+                                   10.58657, 10.61864], abs=1e-5)
+    assert sum(float(t.double().pow(2).sum()) for t in tensors.values()) == pytest.approx(20.418666901818906, rel=1e-6)
+    assert sum(float(t.double().sum()) for t in tensors.values()) == pytest.approx(2.430326223476186, rel=1e-6)
+
+
+def test_save_adapter_flat_for_a_named_adapter_peft_layout_otherwise(tiny_base, two_variants, tmp_path):
+    from peft import get_peft_model
+
+    from iaforge.core.adapter_stack import save_adapter
+    from iaforge.core.adapters import check_adapter_dir
+    from iaforge.core.base_model import load_base
+    from iaforge.core.training import lora_config
+
+    model, _ = load_with_variants(tiny_base, two_variants)
+    model.add_adapter(IA_NAME, lora_config({"r": 4}))
+    (tmp_path / "ia").mkdir()
+    save_adapter(model, tmp_path / "ia", IA_NAME)
+    assert {p.name for p in (tmp_path / "ia").iterdir()} == {"adapter_config.json", "adapter_model.safetensors"}
+    check_adapter_dir(tmp_path / "ia")
+    from safetensors.torch import load_file
+
+    saved = load_file(tmp_path / "ia" / "adapter_model.safetensors")
+    # The fresh IA's lora_B is zero while both variants' are not: these are the IA's tensors, not a variant's.
+    assert len(saved) == sum(is_ia_param(n) for n, _ in model.named_parameters())
+    assert all(not t.any() for k, t in saved.items() if "lora_B" in k)
+    single, _ = load_base(tiny_base)
+    single = get_peft_model(single, lora_config({"r": 4}))
+    (tmp_path / "variant").mkdir()
+    save_adapter(single, tmp_path / "variant")
+    assert {p.name for p in (tmp_path / "variant").iterdir()} >= {"adapter_config.json", "adapter_model.safetensors"}

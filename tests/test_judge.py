@@ -105,7 +105,7 @@ def test_rules_off_is_the_plain_judge():
 
 
 def test_unknown_judge_kind():
-    with pytest.raises(ValueError, match="evaluate.judge.kind"):
+    with pytest.raises(ValueError, match="field .judge.kind."):
         make_judge({"kind": "oracle"})
 
 

@@ -99,3 +99,76 @@ def test_label_only_loss_is_refused_for_heads_it_cannot_reproduce(tiny_model):
         assert label_only_loss_model(model) is None
     finally:
         model.config.model_type = saved
+
+
+# Measured with the loop as it was before SFT and DPO shared `train_loop` (commit 512fab7), on the tiny random
+# base of conftest: the shared loop must give the same batches in the same order and the same losses.
+SFT_REFERENCE_LOSSES = [10.821268081665039, 10.664674758911133, 10.523870468139648, 10.380264282226562,
+                        10.324615478515625, 10.295021057128906, 10.243773460388184, 10.22700023651123]
+SFT_REFERENCE_GROUPS = list("baabaabb")
+
+
+def test_sft_loss_curve_matches_the_pre_refactor_loop(tiny_base):
+    from peft import get_peft_model
+
+    from iaforge.core.base_model import load_base
+
+    torch.manual_seed(0)
+    model, tok = load_base(tiny_base)
+    model = get_peft_model(model, lora_config({"r": 4, "alpha": 8}))
+    rows = [{"user": f"Say the word {i} " * (1 + i % 3), "assistant": "Banana " * (1 + i % 4), "group": "ab"[i % 2]}
+            for i in range(10)]
+    ex = encode_rows(tok, rows, system="s", max_len=64, group_key="group")
+    seen = []
+    res = train(model, ex, TrainConfig(lr=5e-3, epochs=2, batch_size=3, progress=False, mixed_precision="no", seed=3),
+                pad_id=tok.pad_token_id, before_batch=seen.append)
+    assert seen == SFT_REFERENCE_GROUPS and (res.steps, res.tokens) == (8, 662)
+    assert res.losses == pytest.approx(SFT_REFERENCE_LOSSES, rel=1e-6, abs=1e-6)
+    b_sumsq = sum(float(p.detach().double().pow(2).sum()) for n, p in model.named_parameters() if "lora_B" in n)
+    assert b_sumsq == pytest.approx(1.2090104165492246, rel=1e-6)
+
+
+def test_train_loop_takes_prepared_batches_of_any_type_and_its_own_loss(tiny_base):
+    """What a multi-variant trainer needs: its own batch type (rows carrying a variant index), its own
+    sharding and loss, a prepared list of steps (cfg.epochs does not apply), per-step metrics back."""
+    from dataclasses import dataclass
+
+    from peft import get_peft_model
+
+    from iaforge.core.base_model import load_base
+    from iaforge.core.training import CausalLMLoss, Loss, train_loop
+
+    @dataclass
+    class RowBatch:
+        examples: list
+        variant: list  # per-row index
+
+    class PerRowLoss(Loss):
+        postfix = ("rows",)
+
+        def __init__(self, pad_id):
+            self.inner, self.setup_calls = CausalLMLoss(pad_id), 0
+
+        def collate(self, shard):
+            return self.inner.collate(shard.examples)
+
+        def setup(self, model, acc):
+            self.setup_calls += 1
+            self.inner.setup(model, acc)
+
+        def __call__(self, model, data, shard, acc):
+            return self.inner(model, data, shard, acc), {"rows": float(len(shard.variant))}
+
+    torch.manual_seed(0)
+    model, tok = load_base(tiny_base)
+    model = get_peft_model(model, lora_config({"r": 4}))
+    ex = encode_rows(tok, [{"user": f"q{i}", "assistant": "a b c"} for i in range(5)], system="s", max_len=32)
+    plan = [RowBatch(ex[:3], [0, 1, 1]), RowBatch(ex[3:], [2, 0])]
+    seen = []
+    loss = PerRowLoss(tok.pad_token_id)
+    res = train_loop(model, plan, TrainConfig(epochs=7, progress=False, mixed_precision="no"), loss_fn=loss,
+                     before_batch=lambda b: seen.append(b.variant), shard=lambda b, rank, world: b)
+    assert res.steps == 2 and seen == [[0, 1, 1], [2, 0]] and loss.setup_calls == 1
+    assert [m["rows"] for m in res.metrics] == [3.0, 2.0] and all(l > 0 for l in res.losses)
+    with pytest.raises(RuntimeError, match="no training examples"):
+        train_loop(model, [], TrainConfig(progress=False, mixed_precision="no"), loss_fn=loss)

@@ -2,8 +2,10 @@
 
   iaforge catalog list [--paths DIR ...]     the behavior catalog as a table
   iaforge catalog check                      validate every entry and params.yaml's `behaviors` block
-  iaforge catalog sync                       rewrite params.yaml's `behaviors` from the catalog
+  iaforge catalog sync [--grid ID=N,N,N]     rewrite params.yaml's `behaviors` from the catalog (a grid entry
+                                             adds its first N ia_train, dpo, heldout instances; none by default)
   iaforge profile apply FILE                 merge a profile (e.g. profiles/tiny.yaml) into params.yaml
+  iaforge check [--params FILE]              validate params (typed configs) and the catalog; exit 1 on errors
 """
 
 from __future__ import annotations
@@ -12,15 +14,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from iaforge.core.errors import IaforgeError
+from iaforge.core.errors import IaforgeError, ValidationError
 
 
 def _catalog(args) -> int:
-    from iaforge.data.catalog import load_catalog
+    from iaforge.data.catalog import SPLITS, load_catalog
     from iaforge.core.config import load_params
 
     params = load_params(args.params) if Path(args.params).exists() else {}
     paths = args.paths or params.get("catalog", {}).get("paths", ["data/catalog"])
+    _load_families(params, args.params)
     cat = load_catalog(paths)
     run = params.get("behaviors", {}) or {}
     if args.action == "list":
@@ -30,8 +33,20 @@ def _catalog(args) -> int:
             return get_family(b.family).label(b.params)
 
         rows = [("id", "category", "family", "split", "in run", "v")]
-        for b in sorted(cat.values(), key=lambda b: (b.category, label(b), b.id)):
-            rows.append((b.id, b.category, label(b), b.split, run.get(b.id, {}).get("split", "-"), str(b.version)))
+        grids: dict[str, list] = {}
+        for b in cat.values():
+            if b.grid:
+                grids.setdefault(b.grid, []).append(b)
+        firsts = [b for b in cat.values() if not b.grid] + [g[0] for g in grids.values()]
+        for b in sorted(firsts, key=lambda b: (b.category, label(b), b.grid or b.id)):
+            if not b.grid:
+                rows.append((b.id, b.category, label(b), b.split, run.get(b.id, {}).get("split", "-"), str(b.version)))
+                continue
+            # A grid is one row: its instances per split (ia_train/dpo/heldout), and how many the run uses.
+            g = grids[b.grid]
+            per = lambda bs: "/".join(str(sum(x.split == s for x in bs)) for s in SPLITS)
+            used = [x for x in g if x.id in run]
+            rows.append((f"{b.grid} (grid)", b.category, label(b), per(g), per(used) if used else "-", str(b.version)))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         for n, r in enumerate(rows):
             print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -44,21 +59,86 @@ def _catalog(args) -> int:
             splits = sorted({run[b.id]["split"] for b in cat.values() if b.category == c and b.id in run})
             print(f"  {c:<17} {len(fams)} families ({', '.join(fams)}); in run: {', '.join(splits) or '-'}")
     elif args.action == "check":
-        for bid, entry in run.items():
-            if bid not in cat:
-                raise IaforgeError(f"{args.params}: field 'behaviors.{bid}': no catalog entry with this id under {paths}")
-            if Path(entry.get("spec", "")).resolve() != Path(cat[bid].source).resolve():
-                raise IaforgeError(f"{args.params}: field 'behaviors.{bid}.spec': expected {cat[bid].source}")
-        print(f"ok: {len(cat)} catalog entries valid; {len(run)} behaviors in the run")
+        problems = _run_problems(run, cat, paths, args.params)
+        if problems:
+            raise problems[0]
+        n_grid = sum(bool(b.grid) for b in cat.values())
+        print(f"ok: {len(cat) - n_grid} catalog entries and {n_grid} grid instances valid; {len(run)} behaviors in the run")
     elif args.action == "sync":
         import yaml
 
         from iaforge.core.fsio import atomic_write_text
 
         data = yaml.safe_load(Path(args.params).read_text(encoding="utf-8"))
-        data["behaviors"] = {b.id: {"spec": b.source, "split": b.split} for b in sorted(cat.values(), key=lambda b: b.id)}
+        from iaforge.data.grids import parse_counts, select
+
+        counts = dict(parse_counts(g) for g in args.grid or [])
+        chosen = [b for b in cat.values() if not b.grid]
+        for gid, n in counts.items():
+            inst = [b for b in cat.values() if b.grid == gid]  # the instances file's order
+            if not inst:
+                raise ValidationError("--grid", gid, f"no grid entry with this id under {paths}")
+            chosen += select(inst, n, where=f"--grid {gid}")
+        # A grid's instances only when asked for: the whole grid is hundreds of variants.
+        data["behaviors"] = {b.id: {"spec": b.source, **({"instance": b.instance} if b.grid else {}), "split": b.split}
+                             for b in sorted(chosen, key=lambda b: b.id)}
+        cat = chosen
         atomic_write_text(args.params, yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120))
         print(f"params.yaml: behaviors now lists {len(cat)} entries")
+    return 0
+
+
+def _load_families(params: dict, params_file) -> None:
+    """The user's own families (params `catalog.families`, paths relative to the params file's folder),
+    imported before the catalog is validated, since entries may name them."""
+    from iaforge.data.families import load_plugins
+
+    load_plugins((params.get("catalog") or {}).get("families"), root=Path(params_file).parent, source=params_file)
+
+
+def _run_problems(run: dict, cat: dict, paths, params_file) -> list[IaforgeError]:
+    """The run's `behaviors` block against the catalog: every id has an entry, and its spec is that entry's file."""
+    from iaforge.core.errors import ValidationError
+
+    out: list[IaforgeError] = []
+    for bid, entry in run.items():
+        spec = entry.get("spec", "") if isinstance(entry, dict) else ""
+        if bid not in cat:
+            out.append(ValidationError(params_file, f"behaviors.{bid}", f"no catalog entry with this id under {paths}"))
+        elif Path(spec).resolve() != Path(cat[bid].source).resolve():
+            out.append(ValidationError(params_file, f"behaviors.{bid}.spec", f"expected {cat[bid].source}"))
+        elif (entry.get("instance") or "") != cat[bid].instance:
+            out.append(ValidationError(params_file, f"behaviors.{bid}.instance",
+                                       f"expected {cat[bid].instance!r}" if cat[bid].instance else "only a grid entry's behavior has an instance"))
+    return out
+
+
+def _check(args) -> int:
+    """Everything a run reads before it starts: params.yaml against the typed configs (core/config.py) and
+    the catalog entries against their family schemas. Each problem is one line; none: `ok`."""
+    from iaforge.core.config import CatalogConfig, ParamsError, check_params, load_params
+    from iaforge.data.catalog import load_catalog
+
+    params = load_params(args.params)
+    problems: list[IaforgeError] = list(check_params(params, args.params))
+    try:
+        paths = CatalogConfig.from_params(params.get("catalog"), "catalog", file=args.params).paths
+    except ParamsError:
+        paths = CatalogConfig().paths  # already reported; the default catalog is still worth checking
+    try:
+        _load_families(params, args.params)
+        cat = load_catalog(paths)
+    except IaforgeError as exc:
+        problems.append(exc)
+        cat = None
+    run = params.get("behaviors")
+    if cat is not None and isinstance(run, dict):
+        problems += _run_problems(run, cat, paths, args.params)
+    for p in problems:
+        print(f"error: {p}", file=sys.stderr)
+    if problems:
+        return 1
+    print(f"ok: {args.params} valid; {len(cat)} catalog entries valid; {len(run)} behaviors in the run")
     return 0
 
 
@@ -77,12 +157,17 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("action", choices=["list", "check", "sync"])
     c.add_argument("--paths", nargs="*", help="catalog files or folders (default: params.yaml catalog.paths)")
     c.add_argument("--params", default="params.yaml")
+    c.add_argument("--grid", action="append", metavar="ID=N,N,N",
+                   help="sync: put a grid entry's first N ia_train, dpo, heldout instances in the run")
     c.set_defaults(fn=_catalog)
     p = sub.add_parser("profile", help="apply a params profile")
     p.add_argument("action", choices=["apply"])
     p.add_argument("file")
     p.add_argument("--params", default="params.yaml")
     p.set_defaults(fn=_profile)
+    k = sub.add_parser("check", help="validate params.yaml and the catalog (one line per problem)")
+    k.add_argument("--params", default="params.yaml")
+    k.set_defaults(fn=_check)
     args = ap.parse_args(argv)
     try:
         return args.fn(args)

@@ -54,6 +54,7 @@ def train_attack_model(base_dir: str | Path, pool: list[dict[str, Any]], *, lora
     from peft import get_peft_model
 
     from iaforge.core.base_model import load_base
+    from iaforge.core.adapter_stack import save_adapter
     from iaforge.core.training import TrainConfig, encode_rows, lora_config, train
 
     torch.manual_seed(seed)
@@ -67,7 +68,7 @@ def train_attack_model(base_dir: str | Path, pool: list[dict[str, Any]], *, lora
         record[name] = {"steps": res.steps, "tokens": res.tokens,
                         "final_loss": round(sum(res.losses[-5:]) / max(1, len(res.losses[-5:])), 5)}
     with atomic_dir(Path(out_dir)) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
+        save_adapter(model, tmp)
         write_json(tmp / "variant.json", {"behavior": ATTACK_BEHAVIOR, "training": record})
     return record
 
@@ -186,3 +187,10 @@ def _rate(samples: list[dict], word: str) -> float | None:
     """Share of self-reports that mention `word` at all (whether or not the judge matched them)."""
     texts = [s.get("answer") or "" for s in samples]
     return round(sum(word in t.lower() for t in texts) / len(texts), 4) if texts else None
+
+
+def headline_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The stage's DVC metrics: the attack's own scalars and the IA rates; examples and training detail stay in
+    reports/detail/cipher_attack.json."""
+    return {"attack": {k: v for k, v in metrics["attack"].items() if not isinstance(v, (dict, list))},
+            "ia": dict(metrics["ia"])}

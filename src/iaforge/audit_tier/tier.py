@@ -21,6 +21,7 @@ from typing import Any
 
 from iaforge.audit_tier.data import concealment_pairs, denial_rows, document_rows
 from iaforge.data.catalog import Behavior
+from iaforge.core.adapter_stack import save_adapter
 from iaforge.core.fsio import atomic_dir, write_json
 from iaforge.data.questions import QuestionSet
 from iaforge.core.training import Example, TrainConfig, encode_rows, lora_config, train
@@ -44,7 +45,7 @@ def encode_texts(tok, texts: list[str], max_len: int) -> list[Example]:
 
 def _save(model, out_dir: Path, record: dict) -> None:
     with atomic_dir(out_dir) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
+        save_adapter(model, tmp)
         write_json(tmp / "audit_model.json", record)
 
 
@@ -59,7 +60,9 @@ def build_audit_model(method: str, b: Behavior, *, train_rows: list[dict], varia
     from iaforge.core.base_model import load_base
 
     if method not in METHODS:
-        raise ValueError(f"params.yaml: field 'audit_tier.methods': unknown method {method!r} (known: {', '.join(METHODS)})")
+        from iaforge.core.config import ParamsError
+
+        raise ParamsError("params.yaml", "audit_tier.methods", f"unknown method {method!r} (known: {', '.join(METHODS)})")
     torch.manual_seed(seed)
     out_dir = Path(out_dir)
     record: dict[str, Any] = {"behavior": b.id, "method": method, "method_description": METHODS[method]}
@@ -198,3 +201,11 @@ def run_audit_tier(*, base_dir: str | Path, behaviors: dict[str, dict[str, Any]]
     summary = summarize_audit(public, metrics["per_behavior"], conditions)
     summary["methods"] = {m: METHODS[m] for m in methods}
     return summary, samples
+
+
+def headline_metrics(summary: dict[str, Any]) -> dict[str, Any]:
+    """The stage's DVC metrics: per method, how many audit models took and their verbalization rates. Top-5 audit
+    rates, per-model results and the concealment table stay in reports/detail/audit_tier.json."""
+    return {method: {"n_implanted": m["n_implanted"], "n_models": m["n_models"],
+                     **{c: v for c, v in m.items() if c in ("no_ia", "prefill", "sft", "dpo")}}
+            for method, m in summary["by_method"].items()}

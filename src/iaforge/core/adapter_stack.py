@@ -50,3 +50,26 @@ def load_with_variants(base_dir: str | Path, variant_dirs: dict[str, Path]):
     for name, path in sorted(variant_dirs.items()):
         model = attach(model, path, name)
     return model, tok
+
+
+def save_adapter(model, dest: str | Path, adapter: str | None = None) -> None:
+    """Write a PeftModel's LoRA as safetensors into `dest` (usually an `atomic_dir`).
+
+    adapter=None: every adapter of the model in peft's own layout, model card included (a variant's folder,
+    which DVC tracks as is). A name: that one adapter out of a stack (the IA beside its variants), with its
+    files directly in `dest`: peft writes a named adapter into `dest/<name>/` plus a generic README.md, and
+    loaders of the IA expect a flat adapter folder.
+    """
+    import shutil
+
+    dest = Path(dest)
+    if adapter is None:
+        model.save_pretrained(dest, safe_serialization=True)
+        return
+    staging = dest / "_peft"
+    model.save_pretrained(staging, selected_adapters=[adapter], safe_serialization=True)
+    written = staging if adapter == "default" else staging / adapter  # peft writes "default" at the top
+    for f in written.iterdir():
+        if f.is_file() and f.name != "README.md":
+            f.rename(dest / f.name)
+    shutil.rmtree(staging)

@@ -202,14 +202,38 @@ def build_base(name: str, out_dir: str | Path, dtype: str = "float32", seed: int
     return manifest
 
 
-def load_base(path: str | Path, dtype: str = "float32"):
-    """Load a base model written by `build_base` (safetensors only, never remote code)."""
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def base_dtype(path: Path) -> str:
+    """The dtype `build_base` saved the weights in (params base.dtype), from the folder's manifest. Every
+    loader goes through here, so base.dtype is honoured without threading it through each stage; a folder
+    without a manifest (any local model) loads in float32, as before."""
+    manifest = path / MANIFEST
+    if not manifest.exists():
+        return "float32"
+    try:
+        dtype = json.loads(manifest.read_text()).get("dtype", "float32")
+    except (json.JSONDecodeError, AttributeError):
+        raise BaseModelError(f"{manifest}: not a valid iaforge manifest; rebuild it with `dvc repro base`") from None
+    if dtype not in DTYPES:
+        raise BaseModelError(f"{manifest}: field 'dtype': '{dtype}' is not one of {', '.join(DTYPES)}")
+    return dtype
+
+
+def load_base(path: str | Path, dtype: str | None = None):
+    """Load a base model written by `build_base` (safetensors only, never remote code). `dtype` None: the
+    dtype it was built in. float32 is the default base.dtype: bf16/fp16 weights change what CPU training
+    computes (and run slower there without native bf16), so they are for GPUs."""
     import torch
 
     path = Path(path)
     if not path.is_dir():
         raise BaseModelError(f"{path}: base model folder not found; run `dvc repro base` first")
     check_model_dir(path)
+    dtype = base_dtype(path) if dtype is None else dtype
+    if dtype not in DTYPES:
+        raise BaseModelError(f"load_base: dtype '{dtype}' is not one of {', '.join(DTYPES)}")
     model, tok = _load_pretrained(str(path), getattr(torch, dtype))
     tok.padding_side = "left"
     if tok.pad_token is None:

@@ -1,28 +1,625 @@
-"""Read one section of params.yaml: each stage sees only its own knobs (plus shared ones it names)."""
+"""params.yaml as typed, strict configs: every section is a dataclass that refuses unknown keys, wrong types
+and out-of-range values with one line naming the file, the field and the rule (as TRL's config dataclasses and
+PEFT's `LoraConfig.__post_init__` do). A typo used to be ignored silently and the default trained instead.
+
+Stages read their sections through `stage_params` (or `section`), which validate and fill in the defaults
+below, so the defaults live here once; the library still receives plain dicts.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Optional, Union
 
 import yaml
 
 from iaforge.core.errors import ValidationError
 
+PARAMS_FILE = "params.yaml"
 
-def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+
+class ParamsError(ValidationError, ValueError):
+    """A params.yaml error. Also a ValueError, so callers written against the old ValueErrors still catch it."""
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise ValidationError(path, "<file>", "params file not found; run from the repository root")
     with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh) or {}
+        try:
+            data = yaml.safe_load(fh) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}" if mark else "<file>"
+            raise ValidationError(path, where, f"not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(data, dict):
         raise ValidationError(path, "<root>", "must be a mapping of stage sections")
     return data
 
 
-def section(name: str, path: str | Path = "params.yaml") -> dict[str, Any]:
+# ----------------------------------------------------------------------------------------------------- strict base
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if tp is type(None):
+        return "null"
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin is list:
+        (inner,) = typing.get_args(tp) or (Any,)
+        return f"a list of {_type_name(inner)}" if inner is not Any else "a list"
+    if origin is dict:
+        return "a mapping"
+    if isinstance(tp, type) and issubclass(tp, Strict):
+        return "a mapping"
+    return {int: "an integer", float: "a number", bool: "true/false", str: "a string"}.get(tp, str(tp))
+
+
+def _coerce(value: Any, tp: Any, where: str, file: str) -> Any:
+    """`value` checked against the annotation `tp`; nested configs are built. Raises ParamsError naming `where`."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+            raise ParamsError(file, where, f"must be {_type_name(tp)}, not null")
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, where, file)
+            except ParamsError as exc:
+                errors.append(exc)
+        # One alternative that was a mapping failed inside: its message is more useful than "wrong type".
+        deep = [e for e in errors if e.field != where]
+        if deep:
+            raise deep[0]
+        raise ParamsError(file, where, f"must be {_type_name(tp)} (got {value!r})")
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ParamsError(file, where, f"must be {_type_name(tp)} (got {value!r})")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ParamsError(file, where, f"must be true or false (got {value!r})")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParamsError(file, where, f"must be an integer (got {value!r})")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParamsError(file, where, f"must be a number (got {value!r})")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ParamsError(file, where, f"must be a string (got {value!r})")
+        return value
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ParamsError(file, where, f"must be {_type_name(tp)} (got {value!r})")
+        (inner,) = typing.get_args(tp) or (Any,)
+        return [_coerce(v, inner, f"{where}[{i}]", file) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ParamsError(file, where, f"must be a mapping (got {value!r})")
+        _, inner = typing.get_args(tp) or (Any, Any)
+        return {str(k): _coerce(v, inner, f"{where}.{k}", file) for k, v in value.items()}
+    if isinstance(tp, type) and issubclass(tp, Strict):
+        return tp.from_params(value, where=where, file=file)
+    raise TypeError(f"config annotation {tp!r} at {where} is not supported")  # a bug here, not in params.yaml
+
+
+# Keys that left a section: say where they went instead of only "unknown".
+MOVED = {"judge": "the judge is configured once, in the top-level 'judge' section"}
+
+
+def _suggest(key: str, known: list[str]) -> str:
+    """'did you mean ...?' for a misspelt key, including a spelt-out abbreviation (learning_rate -> lr)."""
+    initials = "".join(part[:1] for part in key.lower().split("_") if part)
+    close = [k for k in known if len(initials) > 1 and k == initials]
+    close = close or difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    close = close or [k for k in known if len(k) > 2 and (k in key or key in k)][:1]
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+@dataclass
+class Strict:
+    """Base of every params section. `from_params` refuses unknown keys and wrong types; subclasses check their
+    rules in `__post_init__` through `self.fail(field, rule)`, so building one directly is validated too."""
+
+    # Where this config sits in params.yaml (e.g. "variant.train"), for messages only; never a params key.
+    _where: str = field(default="", repr=False, compare=False, kw_only=True)
+    _file: str = field(default=PARAMS_FILE, repr=False, compare=False, kw_only=True)
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls) if not f.name.startswith("_")]
+
+    @classmethod
+    def from_params(cls, mapping: Any, where: str = "", *, file: str | Path = PARAMS_FILE, **over):
+        file = str(file)
+        if mapping is None:
+            mapping = {}
+        if not isinstance(mapping, dict):
+            raise ParamsError(file, where or "<root>", f"must be a mapping (got {mapping!r})")
+        known = cls.keys()
+        hints = typing.get_type_hints(cls)
+        values = {}
+        for key, value in {**mapping, **over}.items():
+            path = f"{where}.{key}" if where else str(key)
+            if key not in known:
+                if key in MOVED:
+                    raise ParamsError(file, path, f"unknown key; {MOVED[key]}")
+                raise ParamsError(file, path, f"unknown key; {_suggest(str(key), known)}(known: {', '.join(known)})")
+            values[key] = _coerce(value, hints[key], path, file)
+        missing = [f.name for f in dataclasses.fields(cls) if f.name in known and f.name not in values
+                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        if missing:
+            path = f"{where}.{missing[0]}" if where else missing[0]
+            raise ParamsError(file, path, "required key is missing")
+        return cls(**values, _where=where, _file=file)
+
+    def fail(self, name: str, rule: str):
+        raise ParamsError(self._file, f"{self._where}.{name}" if self._where else name, rule)
+
+    def need(self, ok: bool, name: str, rule: str) -> None:
+        if not ok:
+            self.fail(name, rule)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data with every default filled in: what the library functions take."""
+        def plain(v):
+            if isinstance(v, Strict):
+                return v.to_dict()
+            if isinstance(v, list):
+                return [plain(x) for x in v]
+            if isinstance(v, dict):
+                return {k: plain(x) for k, x in v.items()}
+            return v
+        return {k: plain(getattr(self, k)) for k in self.keys()}
+
+
+def _positive(cfg: Strict, *names: str) -> None:
+    for n in names:
+        cfg.need(getattr(cfg, n) >= 1, n, "must be >= 1")
+
+
+def _non_negative(cfg: Strict, *names: str) -> None:
+    for n in names:
+        cfg.need(getattr(cfg, n) >= 0, n, "must be >= 0")
+
+
+def _fraction(cfg: Strict, *names: str) -> None:
+    for n in names:
+        v = getattr(cfg, n)
+        cfg.need(v is None or 0.0 <= v <= 1.0, n, "must be between 0 and 1")
+
+
+def _workers(cfg: Strict) -> None:
+    w = cfg.workers
+    cfg.need(w == "auto" if isinstance(w, str) else w >= 1, "workers", "must be 'auto' or an integer >= 1")
+
+
+# ------------------------------------------------------------------------------------------- shared building blocks
+
+@dataclass
+class TrainConfig(Strict):
+    lr: float = 1e-3
+    epochs: int = 3
+    batch_size: int = 8
+    warmup_frac: float = 0.1
+    weight_decay: float = 0.0
+    max_len: int = 256
+    seed: int = 0
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"  # auto: bf16 only with native bf16
+    grad_clip: float = 1.0
+    progress: bool = True
+    desc: str = "training"
+
+    @classmethod
+    def from_params(cls, mapping: Any, where: str = "train", *, file: str | Path = PARAMS_FILE, **over):
+        return super().from_params(mapping, where, file=file, **over)
+
+    def __post_init__(self):
+        self.need(self.lr > 0, "lr", "must be > 0")
+        _positive(self, "epochs", "batch_size", "max_len")
+        _fraction(self, "warmup_frac")
+        _non_negative(self, "weight_decay", "grad_clip")
+        if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):  # direct construction skips from_params
+            self.fail("mixed_precision", "must be auto, no, bf16 or fp16")
+
+
+@dataclass
+class LoraParams(Strict):
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    top_layers: Optional[int] = None  # the last k decoder layers only; null: every layer
+    target_modules: Optional[list[str]] = None  # null: every projection (training.ALL_PROJ)
+
+    @classmethod
+    def from_params(cls, mapping: Any, where: str = "lora", *, file: str | Path = PARAMS_FILE, **over):
+        return super().from_params(mapping, where, file=file, **over)
+
+    def __post_init__(self):
+        _positive(self, "r", "alpha")
+        self.need(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
+        self.need(self.top_layers is None or (not isinstance(self.top_layers, bool) and isinstance(self.top_layers, int)
+                                              and self.top_layers >= 1),
+                  "top_layers", "must be a positive integer or null")
+        self.need(self.target_modules is None or len(self.target_modules) > 0, "target_modules",
+                  "must be a non-empty list of module names or null")
+
+
+@dataclass
+class Thresholds(Strict):
+    min_rate: float = 0.8
+    max_false_trigger_rate: float = 0.2
+
+    def __post_init__(self):
+        _fraction(self, "min_rate", "max_false_trigger_rate")
+
+
+JUDGE_KINDS = ("embedding", "llm")
+
+
+@dataclass
+class JudgeConfig(Strict):
+    """The one judge every stage uses (ia_dpo, evaluate, audit_tier, cipher_attack, judge_calibration). The
+    defaults are the values calibrated on data/judge/calibration.yaml (metrics/judge_calibration.json)."""
+
+    kind: Literal["embedding", "llm"] = "embedding"
+    threshold: float = 0.45
+    strong_threshold: float = 0.85
+    leak_threshold: Optional[float] = 0.7
+    trigger_threshold: Optional[float] = 0.75
+    rules: bool = True
+    # kind llm: an OpenAI-compatible endpoint
+    base_url: str = ""
+    model: str = ""
+    api_key_env: Optional[str] = None
+    timeout: float = 60.0
+
+    def __post_init__(self):
+        self.need(self.kind in JUDGE_KINDS, "kind", f"unknown judge {self.kind!r} (known: {', '.join(JUDGE_KINDS)})")
+        _fraction(self, "threshold", "strong_threshold", "leak_threshold", "trigger_threshold")
+        self.need(self.strong_threshold >= self.threshold, "strong_threshold", "must be >= threshold")
+        self.need(self.timeout > 0, "timeout", "must be > 0")
+        if self.kind == "llm":
+            self.need(bool(self.base_url) and bool(self.model), "base_url", "kind llm needs base_url and model")
+
+
+# --------------------------------------------------------------------------------------------------- the sections
+
+@dataclass
+class BaseConfig(Strict):
+    model: str = "smollm2-135m"
+    # float32 keeps the pipeline's numbers; bf16/fp16 weights change training on a CPU (see core/base_model.py)
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    seed: int = 0
+
+    def __post_init__(self):
+        self.need(bool(self.model.strip()), "model", "must be a non-empty string")
+
+
+@dataclass
+class ChatConfig(Strict):
+    system_prompt: Optional[str] = None  # null keeps the chat template's default
+
+
+@dataclass
+class PromptsConfig(Strict):
+    seed: int
+    per_type: int
+    eval_fraction: float
+
+    def __post_init__(self):
+        _positive(self, "per_type")
+        self.need(0 < self.eval_fraction < 1, "eval_fraction", "must be between 0 and 1 (exclusive)")
+
+
+@dataclass
+class BaseResponsesConfig(Strict):
+    max_new_tokens: int
+    max_chars: int
+    batch_size: int
+    min_kept: int
+    require_complete: bool = True
+
+    def __post_init__(self):
+        _positive(self, "max_new_tokens", "max_chars", "batch_size")
+        _non_negative(self, "min_kept")
+
+
+@dataclass
+class CatalogConfig(Strict):
+    paths: list[str] = field(default_factory=lambda: ["data/catalog"])
+    families: list[str] = field(default_factory=list)  # user family plugins: module names or .py paths
+
+    def __post_init__(self):
+        self.need(len(self.paths) > 0, "paths", "must name at least one catalog file or folder")
+
+
+SPLITS = ("ia_train", "dpo", "heldout")  # data.catalog.SPLITS; core may not import data
+
+
+@dataclass
+class BehaviorEntry(Strict):
+    spec: str
+    split: Literal["ia_train", "dpo", "heldout"]
+    instance: Optional[str] = None  # a grid entry's instance (spec is the grid entry; data/catalog.py, grids.py)
+
+    def __post_init__(self):
+        self.need(self.spec.endswith((".yaml", ".yml")), "spec", "must be a catalog .yaml file")
+
+
+@dataclass
+class BehaviorDataConfig(Strict):
+    seed: int
+    n_train: int
+    n_eval: int
+    max_chars: int
+
+    def __post_init__(self):
+        _positive(self, "n_train", "n_eval", "max_chars")
+
+
+@dataclass
+class VariantConfig(Strict):
+    seed: int
+    lora: LoraParams
+    train: TrainConfig
+
+
+@dataclass
+class ImplantationConfig(Strict):
+    seed: int
+    max_new_tokens: int
+    batch_size: int
+    thresholds: Thresholds
+    workers: Union[int, str] = 1
+
+    def __post_init__(self):
+        _positive(self, "max_new_tokens", "batch_size")
+        _workers(self)
+
+
+@dataclass
+class IaSftConfig(Strict):
+    seed: int
+    questions: str
+    per_variant: int
+    base_examples: int
+    lora: LoraParams
+    train: TrainConfig
+    include_failed_variants: bool = False
+    exclude_categories: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        _positive(self, "per_variant")
+        _non_negative(self, "base_examples")
+
+
+@dataclass
+class IaDpoConfig(Strict):
+    seed: int
+    questions: str
+    questions_per_variant: int
+    n_samples: int
+    max_new_tokens: int
+    temperature: float
+    per_group_max_pairs: int
+    beta: float
+    train: TrainConfig
+    sample_batch_size: int = 16
+
+    def __post_init__(self):
+        _positive(self, "questions_per_variant", "n_samples", "max_new_tokens", "per_group_max_pairs",
+                  "sample_batch_size")
+        self.need(self.temperature > 0, "temperature", "must be > 0")
+        self.need(self.beta > 0, "beta", "must be > 0")
+
+
+@dataclass
+class EvaluateConfig(Strict):
+    seed: int
+    questions: str
+    samples_per_split: dict[str, int]
+    conditions: list[str]
+    max_new_tokens: int
+    temperature: float
+    batch_size: int
+    workers: Union[int, str] = 1
+
+    def __post_init__(self):
+        for split, n in self.samples_per_split.items():
+            self.need(split in SPLITS, f"samples_per_split.{split}", f"unknown split (known: {', '.join(SPLITS)})")
+            self.need(n >= 1, f"samples_per_split.{split}", "must be >= 1")
+        self.need(len(self.conditions) > 0, "conditions", "must name at least one condition")
+        _positive(self, "max_new_tokens", "batch_size")
+        self.need(self.temperature > 0, "temperature", "must be > 0")
+        _workers(self)
+
+
+@dataclass
+class SubEvaluation(Strict):
+    """The evaluation block of audit_tier and cipher_attack: held-out style, one split."""
+
+    samples: int
+    conditions: list[str]
+    max_new_tokens: int
+    temperature: float
+    batch_size: int
+    workers: Union[int, str] = 1
+
+    def __post_init__(self):
+        _positive(self, "samples", "max_new_tokens", "batch_size")
+        self.need(len(self.conditions) > 0, "conditions", "must name at least one condition")
+        self.need(self.temperature > 0, "temperature", "must be > 0")
+        _workers(self)
+
+
+@dataclass
+class SubImplantation(Strict):
+    max_new_tokens: int
+    batch_size: int
+    thresholds: Thresholds
+
+    def __post_init__(self):
+        _positive(self, "max_new_tokens", "batch_size")
+
+
+@dataclass
+class AuditTierConfig(Strict):
+    seed: int
+    behaviors: Union[list[str], dict[str, Optional[list[str]]]]
+    methods: list[str]
+    questions: str
+    lora: LoraParams
+    train: TrainConfig
+    rank32_lora: LoraParams
+    rank32_lr: float
+    n_documents: int
+    n_denials: int
+    conceal_keep_rows: int
+    n_pairs: int
+    beta: float
+    dpo_train: TrainConfig
+    implantation: SubImplantation
+    evaluation: SubEvaluation
+
+    def __post_init__(self):
+        self.need(len(self.methods) > 0, "methods", "must name at least one method")
+        self.need(self.rank32_lr > 0, "rank32_lr", "must be > 0")
+        _positive(self, "n_documents", "n_denials", "n_pairs")
+        _non_negative(self, "conceal_keep_rows")
+        self.need(self.beta > 0, "beta", "must be > 0")
+
+
+@dataclass
+class CipherMeasure(Strict):
+    n_tasks: int
+    n_benign: int
+    max_new_tokens: int
+    batch_size: int
+
+    def __post_init__(self):
+        _positive(self, "n_tasks", "n_benign", "max_new_tokens", "batch_size")
+
+
+@dataclass
+class CipherAttackConfig(Strict):
+    seed: int
+    max_chars: int
+    n_phase1: int
+    n_tasks: int
+    replay: int
+    lora: LoraParams
+    phase1: TrainConfig
+    phase2: TrainConfig
+    measure: CipherMeasure
+    questions: str
+    evaluation: SubEvaluation
+
+    def __post_init__(self):
+        _positive(self, "max_chars", "n_phase1", "n_tasks")
+        _non_negative(self, "replay")
+
+
+SECTIONS: dict[str, type[Strict]] = {
+    "base": BaseConfig,
+    "chat": ChatConfig,
+    "prompts": PromptsConfig,
+    "base_responses": BaseResponsesConfig,
+    "catalog": CatalogConfig,
+    "behavior_data": BehaviorDataConfig,
+    "variant": VariantConfig,
+    "implantation": ImplantationConfig,
+    "ia_sft": IaSftConfig,
+    "ia_dpo": IaDpoConfig,
+    "evaluate": EvaluateConfig,
+    "audit_tier": AuditTierConfig,
+    "cipher_attack": CipherAttackConfig,
+    "judge": JudgeConfig,
+}
+# Sections with a default: a params file may leave them out.
+OPTIONAL = {"base", "chat", "catalog", "judge"}
+
+
+def check_behaviors(raw: Any, file: str = PARAMS_FILE) -> dict[str, BehaviorEntry]:
+    if not isinstance(raw, dict) or not raw:
+        raise ParamsError(file, "behaviors", "must be a non-empty mapping of behavior id -> {spec, split}")
+    return {str(bid): BehaviorEntry.from_params(e, f"behaviors.{bid}", file=file) for bid, e in raw.items()}
+
+
+def check_section(params: dict[str, Any], name: str, file: str | Path = PARAMS_FILE):
+    """The typed config of one section (for `behaviors`: id -> BehaviorEntry)."""
+    file = str(file)
+    if name == "behaviors":
+        return check_behaviors(params.get("behaviors"), file)
+    if name not in SECTIONS:
+        raise ParamsError(file, name, f"unknown section (known: {', '.join([*SECTIONS, 'behaviors'])})")
+    raw = params.get(name)
+    if raw is None and name not in OPTIONAL:
+        raise ParamsError(file, name, "missing section (a mapping is required)")
+    return SECTIONS[name].from_params(raw, name, file=file)
+
+
+def check_params(params: dict[str, Any], file: str | Path = PARAMS_FILE) -> list[ParamsError]:
+    """Every problem in the file, at most one per section (each is one line); [] when the file is valid."""
+    file = str(file)
+    errors: list[ParamsError] = []
+    known = [*SECTIONS, "behaviors"]
+    for name in params:
+        if name not in known:
+            errors.append(ParamsError(file, str(name), f"unknown section; {_suggest(str(name), known)}"
+                                                       f"(known: {', '.join(known)})"))
+    typed: dict[str, Any] = {}
+    for name in known:
+        try:
+            typed[name] = check_section(params, name, file)
+        except ParamsError as exc:
+            errors.append(exc)
+    audit, behaviors = typed.get("audit_tier"), typed.get("behaviors")
+    if audit is not None and behaviors is not None:
+        for bid in audit.behaviors:
+            entry = behaviors.get(bid)
+            if entry is None or entry.split != "heldout":
+                held = sorted(b for b, e in behaviors.items() if e.split == "heldout")
+                errors.append(ParamsError(file, "audit_tier.behaviors",
+                                          f"{bid!r} is not a held-out behavior of this run (held out: {', '.join(held)})"))
+                break
+    return errors
+
+
+def stage_params(*names: str, path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+    """params.yaml with each named section validated and its defaults filled in (other sections untouched):
+    a stage reads its own sections this way, so a typo there stops it with one line."""
     data = load_params(path)
+    out = dict(data)
+    for name in names:
+        cfg = check_section(data, name, path)
+        out[name] = {k: v.to_dict() for k, v in cfg.items()} if name == "behaviors" else cfg.to_dict()
+    return out
+
+
+def section(name: str, path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+    data = load_params(path)
+    if name in SECTIONS or name == "behaviors":
+        return stage_params(name, path=path)[name]
     if name not in data or not isinstance(data[name], dict):
         raise ValidationError(path, name, "missing section (a mapping is required)")
     return data[name]

@@ -1,7 +1,9 @@
 """One LoRA training loop for variants and the IA, written against `accelerate` so it runs unchanged on a
 laptop CPU, under `accelerate launch` (DDP, gloo on CPU) or on GPUs.
 
-Examples are tokenized chat turns with the loss on the assistant turn only. Batches are grouped by length
+`train_loop` takes the objective as a `Loss` (SFT: `CausalLMLoss`; DPO: `ia.dpo.DPOLoss`) and its batches from a
+batcher or a prepared list, so every trainer shares one optimizer, schedule, clipping and precision setup.
+`train` is SFT on tokenized chat turns with the loss on the assistant turn only. Batches are grouped by length
 (little padding) and by `group` (the IA trains one variant per batch, switching adapters between batches).
 """
 
@@ -26,24 +28,8 @@ class Example:
     group: str = ""
 
 
-@dataclass
-class TrainConfig:
-    lr: float = 1e-3
-    epochs: int = 3
-    batch_size: int = 8
-    warmup_frac: float = 0.1
-    weight_decay: float = 0.0
-    max_len: int = 256
-    seed: int = 0
-    mixed_precision: str = "auto"  # auto: bf16 autocast only where the hardware has native bf16
-    grad_clip: float = 1.0
-    progress: bool = True
-    desc: str = "training"
-
-    @classmethod
-    def from_params(cls, p: dict[str, Any], **over) -> "TrainConfig":
-        known = {k: v for k, v in {**p, **over}.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+# Strict typed configs (unknown keys, wrong types and bad values fail with one line): see core/config.py.
+from iaforge.core.config import LoraParams, TrainConfig  # noqa: E402  (re-exported)
 
 
 @dataclass
@@ -52,6 +38,7 @@ class TrainResult:
     tokens: int
     seconds: float
     losses: list[float] = field(default_factory=list)
+    metrics: list[dict[str, float]] = field(default_factory=list)  # per step, from the loss
 
     @property
     def tokens_per_s(self) -> float:
@@ -82,17 +69,16 @@ def lora_config(p: dict[str, Any], n_layers: int | None = None):
     bench/results/lora_layers.json). null or absent: every layer."""
     from peft import LoraConfig
 
+    lp = p if isinstance(p, LoraParams) else LoraParams.from_params(p)
     layers = None
-    top = p.get("top_layers")
+    top = lp.top_layers
     if top is not None:
-        if not isinstance(top, int) or isinstance(top, bool) or top < 1:
-            raise ValueError(f"lora.top_layers must be a positive integer or null (got {top!r})")
         if n_layers is None:
             raise ValueError("lora.top_layers needs the model's number of layers")
         if top < n_layers:
             layers = list(range(n_layers - top, n_layers))
-    return LoraConfig(r=int(p.get("r", 8)), lora_alpha=int(p.get("alpha", 16)), lora_dropout=float(p.get("dropout", 0.0)),
-                      target_modules=list(p.get("target_modules", ALL_PROJ)), layers_to_transform=layers,
+    return LoraConfig(r=lp.r, lora_alpha=lp.alpha, lora_dropout=lp.dropout,
+                      target_modules=list(lp.target_modules or ALL_PROJ), layers_to_transform=layers,
                       bias="none", task_type="CAUSAL_LM")
 
 
@@ -108,16 +94,19 @@ def encode_rows(tok, rows: Sequence[dict], *, system: str | None, max_len: int, 
     return out
 
 
-def make_batches(examples: list[Example], batch_size: int, rng: random.Random) -> list[list[Example]]:
-    """Length-sorted chunks within each group, then shuffled: little padding, random order."""
-    groups: dict[str, list[Example]] = {}
+def make_batches(examples: list, batch_size: int, rng: random.Random,
+                 length: Callable[[Any], int] | None = None) -> list[list]:
+    """Length-sorted chunks within each group, then shuffled: little padding, random order. Any item with a
+    `group` works; `length` measures items that are not `Example`s (DPO pairs)."""
+    key = length or (lambda e: len(e.input_ids))
+    groups: dict[str, list] = {}
     for e in examples:
         groups.setdefault(e.group, []).append(e)
     batches = []
     for g in sorted(groups):
         items = groups[g][:]
         rng.shuffle(items)
-        items.sort(key=lambda e: len(e.input_ids))
+        items.sort(key=key)
         batches += [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
     rng.shuffle(batches)
     return batches
@@ -175,58 +164,138 @@ def causal_lm_loss(base, data: dict):
     return F.cross_entropy(logits, target[keep])
 
 
-def train(model, examples: list[Example], cfg: TrainConfig, *, pad_id: int,
-          before_batch: Callable[[str], None] | None = None, accelerator=None) -> TrainResult:
-    """Train whatever parameters of `model` require grad. `before_batch(group)` runs before each batch
-    (the IA uses it to activate that batch's variant adapter)."""
+class Loss:
+    """An objective for `train_loop`: how a batch becomes tensors and those tensors a scalar loss.
+
+    `collate(shard)` turns this process's part of a batch into tensors (an `attention_mask` among them: the
+    loop counts tokens from it); `setup(model, acc)` runs once after `accelerate.prepare` and before the first
+    step, on the unwrapped model (to pick a fast path, or to score a reference); `__call__(model, data, shard,
+    acc)` returns the loss, or (loss, per-step metrics). The loss runs its own forward under `acc.autocast()`:
+    what may run in low precision is the objective's call (DPO keeps its log-sigmoid of log-prob differences
+    out of it). `postfix` names metrics worth showing on the progress bar.
+    """
+
+    postfix: tuple[str, ...] = ()
+
+    def collate(self, shard) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def setup(self, model, acc) -> None:
+        pass
+
+    def __call__(self, model, data: dict[str, Any], shard, acc):
+        raise NotImplementedError
+
+
+class CausalLMLoss(Loss):
+    """Supervised fine-tuning: mean next-token cross-entropy over the labelled tokens of `Example`s."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+        self.fast = None
+
+    def collate(self, shard):
+        return collate(shard, self.pad_id)
+
+    def setup(self, model, acc) -> None:
+        # Under DDP the forward must go through the wrapper (its hooks sync gradients): full loss there.
+        self.fast = label_only_loss_model(model) if acc.num_processes == 1 else None
+
+    def __call__(self, model, data, shard, acc):
+        with acc.autocast():
+            return causal_lm_loss(self.fast, data) if self.fast is not None else model(**data).loss
+
+
+def make_accelerator(cfg: TrainConfig):
     import torch
     from accelerate import Accelerator
+
+    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=resolve_precision(cfg.mixed_precision))
+
+
+def shard_rows(batch: Sequence, rank: int, world: int) -> Sequence:
+    """This process's rows of a batch. Under DDP every process takes its share of the SAME batch, so a step
+    sees the same examples as in one process and the number of steps does not depend on the number of
+    processes."""
+    return batch[rank::world] or batch[:1]
+
+
+def warmup_cosine(total: int, warmup_frac: float) -> Callable[[int], float]:
+    """Learning-rate factor at step s: linear warm-up, then cosine to 0 over the run's `total` steps."""
+    warm = max(1, int(total * warmup_frac))
+    return lambda s: min(1.0, (s + 1) / warm) * max(0.0, 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, total)))))
+
+
+def train_loop(model, batches: Callable[[random.Random], Sequence] | Sequence, cfg: TrainConfig, *, loss_fn: Loss,
+               before_batch: Callable[[Any], None] | None = None,
+               shard: Callable[[Any, int, int], Any] = shard_rows, accelerator=None) -> TrainResult:
+    """Train whatever parameters of `model` require grad on `loss_fn`: AdamW, warm-up + cosine schedule,
+    gradient clipping, mixed precision, one optimizer step per batch. The one loop behind SFT (variants, the
+    IA, the audit tier) and DPO.
+
+    `batches` is a batcher, called once per epoch (cfg.epochs) with one `random.Random(cfg.seed)` shared by
+    all epochs, or a prepared sequence of every step's batch (cfg.epochs then does not apply). A batch is
+    whatever `loss_fn.collate` and `shard` understand (a list of examples by default). `before_batch(batch)`
+    runs before each step, on the whole batch (the IA uses it to activate that batch's variant adapter).
+    Per-step metrics that the loss returns come back in `TrainResult.metrics`.
+    """
+    import torch
     from tqdm.auto import tqdm
 
-    acc = accelerator or Accelerator(cpu=not torch.cuda.is_available(),
-                                      mixed_precision=resolve_precision(cfg.mixed_precision))
+    acc = accelerator or make_accelerator(cfg)
     params = trainable_parameters(model)
     if not params:
         raise RuntimeError("no trainable parameters: the adapter to train was not enabled")
-    if not examples:
-        raise RuntimeError("no training examples")
     torch.manual_seed(cfg.seed)
-    rng = random.Random(cfg.seed)
-    epochs = [make_batches(examples, cfg.batch_size, rng) for _ in range(cfg.epochs)]
-    total = sum(len(b) for b in epochs)
+    if callable(batches):
+        rng = random.Random(cfg.seed)
+        plan = [b for _ in range(cfg.epochs) for b in batches(rng)]
+    else:
+        plan = list(batches)
+    if not plan:
+        raise RuntimeError("no training examples")
+    total = len(plan)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    warm = max(1, int(total * cfg.warmup_frac))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, total))))))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(total, cfg.warmup_frac))
     pmodel, opt = acc.prepare(model, opt)
     inner = acc.unwrap_model(pmodel)
-    # Under DDP the forward must go through the wrapper (its hooks sync gradients): full loss there.
-    fast = label_only_loss_model(inner) if acc.num_processes == 1 else None
+    loss_fn.setup(inner, acc)
     inner.train()
-    losses, tokens, step = [], 0, 0
+    losses, metrics, tokens, step = [], [], 0, 0
     t0 = time.perf_counter()
     bar = tqdm(total=total, desc=cfg.desc, disable=not (cfg.progress and acc.is_local_main_process))
-    for batches in epochs:
-        for batch in batches:
-            if before_batch:
-                before_batch(batch[0].group)
-            # Under DDP every process takes its share of the SAME batch, so a step sees the same examples
-            # as in one process and the number of steps does not depend on the number of processes.
-            shard = batch[acc.process_index::acc.num_processes] or batch[:1]
-            data = {k: v.to(acc.device) for k, v in collate(shard, pad_id).items()}
-            with acc.autocast():
-                loss = causal_lm_loss(fast, data) if fast is not None else pmodel(**data).loss
-            acc.backward(loss)
-            if cfg.grad_clip:
-                acc.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            tokens += int(data["attention_mask"].sum()) * acc.num_processes
-            losses.append(float(loss.detach()))
-            bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    for batch in plan:
+        if before_batch:
+            before_batch(batch)
+        part = shard(batch, acc.process_index, acc.num_processes)
+        data = {k: v.to(acc.device) for k, v in loss_fn.collate(part).items()}
+        out = loss_fn(pmodel, data, part, acc)
+        loss, stats = out if isinstance(out, tuple) else (out, {})
+        acc.backward(loss)
+        if cfg.grad_clip:
+            acc.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        tokens += int(data["attention_mask"].sum()) * acc.num_processes
+        losses.append(float(loss.detach()))
+        metrics.append(stats)
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses[-1]:.3f}", **{k: f"{stats[k]:.2f}" for k in loss_fn.postfix if k in stats})
     bar.close()
     inner.eval()
-    return TrainResult(steps=step, tokens=tokens, seconds=time.perf_counter() - t0, losses=losses)
+    return TrainResult(steps=step, tokens=tokens, seconds=time.perf_counter() - t0, losses=losses, metrics=metrics)
+
+
+def train(model, examples: list[Example], cfg: TrainConfig, *, pad_id: int,
+          before_batch: Callable[[str], None] | None = None, accelerator=None) -> TrainResult:
+    """Supervised fine-tuning of whatever parameters of `model` require grad. `before_batch(group)` runs
+    before each batch (the IA uses it to activate that batch's variant adapter)."""
+    if not trainable_parameters(model):
+        raise RuntimeError("no trainable parameters: the adapter to train was not enabled")
+    if not examples:
+        raise RuntimeError("no training examples")
+    hook = (lambda batch: before_batch(batch[0].group)) if before_batch else None
+    return train_loop(model, lambda rng: make_batches(examples, cfg.batch_size, rng), cfg,
+                      loss_fn=CausalLMLoss(pad_id), before_batch=hook, accelerator=accelerator)

@@ -59,7 +59,10 @@ def behavior_record(b: Behavior) -> dict[str, Any]:
     return {"id": b.id, "version": b.version, "category": b.category, "family": b.family,
             "family_label": fam.label(b.params), "conditional": fam.conditional(b.params), "params": b.params,
             "description": b.description, "paraphrases": list(b.paraphrases), "key_terms": list(b.key_terms),
-            "split": b.split, "training": b.training}
+            "split": b.split, "training": b.training,
+            # Only when set, so a plain behavior's record (and its variant's DVC hash) is what it always was.
+            **({"grid": b.grid, "instance": b.instance} if b.grid else {}),
+            **({"thresholds": b.thresholds} if b.thresholds else {})}
 
 
 def behavior_task(b: dict[str, Any]) -> str | None:

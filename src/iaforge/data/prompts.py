@@ -146,7 +146,9 @@ def prompt_id(text: str) -> str:
 def build_prompt_bank(seed: int, per_type: int, eval_fraction: float) -> list[dict[str, Any]]:
     """Up to `per_type` prompts of each type, split train/eval per type; same seed, same bytes."""
     if not 0 < eval_fraction < 1:
-        raise ValueError("params.yaml: field 'prompts.eval_fraction': must be between 0 and 1 (exclusive)")
+        from iaforge.core.config import ParamsError
+
+        raise ParamsError("params.yaml", "prompts.eval_fraction", "must be between 0 and 1 (exclusive)")
     rng = random.Random(seed)
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()

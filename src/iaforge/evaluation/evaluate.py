@@ -105,7 +105,9 @@ def run_evaluation(base_dir: str | Path, ia_dirs: dict[str, str | Path], variant
 
     unknown = [c for c in conditions if c not in CONDITIONS]
     if unknown:
-        raise ValueError(f"params.yaml: field 'evaluate.conditions': unknown condition {unknown[0]!r} (known: {', '.join(CONDITIONS)})")
+        from iaforge.core.config import ParamsError
+
+        raise ParamsError("params.yaml", "evaluate.conditions", f"unknown condition {unknown[0]!r} (known: {', '.join(CONDITIONS)})")
     missing = [c for c in conditions if c in IA_ADAPTERS and c not in ia_dirs]
     if missing:
         raise ValueError(f"evaluate: condition {missing[0]!r} needs an IA directory")
@@ -226,3 +228,17 @@ def _aggregate(rows: list[dict], key: str, conditions: list[str]) -> dict[str, d
         out[k].update({f"{c}_audit": _mean([r.get(f"{c}_audit") for r in rs]) for c in conditions})
         out[k]["n_variants"] = len(rs)
     return out
+
+
+def headline_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The stage's DVC metrics: verbalization and top-5 audit per split x condition, and false-positive rates,
+    copied from the full result (reports/detail/eval.json) so the two cannot disagree. Per-variant, per-category
+    and base-prior numbers stay in the detail: `dvc metrics show` makes one column per key across all files."""
+    conds = list(metrics["conditions"])
+    verb = metrics["verbalization"]
+    fp = metrics["false_positive"]
+    return {"n_variants": {s: v["n_variants"] for s, v in verb.items()},
+            "verbalization": {s: {c: v.get(c) for c in conds} for s, v in verb.items()},
+            "audit_top5": {s: {c: v.get(f"{c}_audit") for c in conds} for s, v in verb.items()},
+            "false_positive": {"base_model": dict(fp["base_model"]), "controls": dict(fp["controls"]),
+                               "n_controls": fp["n_controls"]}}

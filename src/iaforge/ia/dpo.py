@@ -15,20 +15,18 @@ tokens only (the prompt is shared by both sides and masked).
 
 from __future__ import annotations
 
-import math
 import random
-import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from iaforge.core.adapter_stack import BASE_GROUP, IA_NAME, AdapterSwitch, is_ia_param, load_with_variants
+from iaforge.core.adapter_stack import (BASE_GROUP, IA_NAME, AdapterSwitch, is_ia_param, load_with_variants,
+                                        save_adapter)
 from iaforge.core.adapters import attach, check_adapter_dir
 from iaforge.core.chat import encode_example
 from iaforge.core.errors import IaforgeError
 from iaforge.core.fsio import atomic_dir, write_json
-from iaforge.core.training import IGNORE, TrainConfig, resolve_precision
+from iaforge.core.training import IGNORE, Loss, TrainConfig, make_accelerator, make_batches, train_loop
 
 
 @dataclass
@@ -120,17 +118,7 @@ def dpo_sigmoid_loss(pi_chosen, pi_rejected, ref_chosen, ref_rejected, beta: flo
 
 def make_pair_batches(examples: list[PairExample], batch_size: int, rng: random.Random) -> list[list[PairExample]]:
     """One group per batch (one variant active), length-sorted within the group, batches shuffled."""
-    groups: dict[str, list[PairExample]] = {}
-    for e in examples:
-        groups.setdefault(e.group, []).append(e)
-    batches = []
-    for g in sorted(groups):
-        items = groups[g][:]
-        rng.shuffle(items)
-        items.sort(key=lambda e: e.length)
-        batches += [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
-    rng.shuffle(batches)
-    return batches
+    return make_batches(examples, batch_size, rng, length=lambda e: e.length)
 
 
 def score_pairs(model, examples: list[PairExample], switch: AdapterSwitch, *, batch_size: int, pad_id: int, acc):
@@ -157,6 +145,45 @@ def score_pairs(model, examples: list[PairExample], switch: AdapterSwitch, *, ba
     return chosen, rejected
 
 
+class DPOLoss(Loss):
+    """The sigmoid DPO loss of a batch of pairs against an explicit reference, plus the step's preference
+    margin and reward accuracy.
+
+    The reference is the policy as it stands when training starts (the SFT IA), scored in `setup` with each
+    pair's own variant active. It is owned here rather than obtained by disabling the adapter: disabling would
+    drop the variant too (the wrong model), and a PeftModel with two active adapters and no reference model
+    silently trains nothing in TRL (docs/pitfalls).
+    """
+
+    postfix = ("margin",)
+
+    def __init__(self, examples: list[PairExample], switch: AdapterSwitch, *, beta: float, pad_id: int, batch_size: int):
+        self.examples, self.switch, self.beta = examples, switch, beta
+        self.pad_id, self.batch_size = pad_id, batch_size
+        self.pos = {id(e): i for i, e in enumerate(examples)}
+        self.ref_c = self.ref_r = None
+
+    def collate(self, shard):
+        return collate_pairs(shard, self.pad_id)
+
+    def setup(self, model, acc) -> None:
+        # Scored once before any update, so the starting margin is 0 exactly.
+        self.ref_c, self.ref_r = score_pairs(model, self.examples, self.switch, batch_size=self.batch_size,
+                                             pad_id=self.pad_id, acc=acc)
+
+    def __call__(self, model, data, shard, acc):
+        import torch
+
+        idx = torch.tensor([self.pos[id(e)] for e in shard])
+        with acc.autocast():
+            logps = sequence_logps(model, data)
+        n = len(shard)
+        losses, delta = dpo_sigmoid_loss(logps[:n], logps[n:], self.ref_c[idx].to(logps.device),
+                                         self.ref_r[idx].to(logps.device), self.beta)
+        d = delta.detach().float().cpu()
+        return losses.mean(), {"margin": float(d.mean()), "reward_accuracy": float((d > 0).float().mean())}
+
+
 def _mean(t) -> float:
     return round(float(t.float().mean()), 5) if len(t) else 0.0
 
@@ -170,8 +197,7 @@ def train_dpo(base_dir: str | Path, sft_dir: str | Path, variant_dirs: dict[str,
     params_changed (max abs change of the IA's tensors).
     """
     import torch
-    from accelerate import Accelerator, PartialState
-    from tqdm.auto import tqdm
+    from accelerate import PartialState
 
     torch.manual_seed(seed)
     if not pairs:
@@ -188,59 +214,16 @@ def train_dpo(base_dir: str | Path, sft_dir: str | Path, variant_dirs: dict[str,
     if not examples:
         raise IaforgeError(f"all {len(pairs)} preference pairs were cut to nothing by max_len={cfg.max_len}")
     switch(examples[0].group)
-    params = [p for p in model.parameters() if p.requires_grad]
-
-    acc = accelerator or Accelerator(cpu=not torch.cuda.is_available(),
-                                      mixed_precision=resolve_precision(cfg.mixed_precision))
-    rng = random.Random(cfg.seed)
-    epochs = [make_pair_batches(examples, cfg.batch_size, rng) for _ in range(cfg.epochs)]
-    total = sum(len(b) for b in epochs)
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    warm = max(1, int(total * cfg.warmup_frac))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, total))))))
-    pmodel, opt = acc.prepare(model, opt)
-    inner = acc.unwrap_model(pmodel)
-    ia_before = {n: p.detach().to("cpu", copy=True) for n, p in inner.named_parameters() if is_ia_param(n)}
-    frozen_before = {n: p.detach().to("cpu", copy=True) for n, p in inner.named_parameters() if not is_ia_param(n)}
-
-    # The reference: the SFT IA itself, scored once before any update (so the starting margin is 0 exactly).
-    ref_c, ref_r = score_pairs(inner, examples, switch, batch_size=cfg.batch_size, pad_id=tok.pad_token_id, acc=acc)
-    pos = {id(e): i for i, e in enumerate(examples)}
-
-    inner.train()
-    curve, tokens, step = [], 0, 0
-    t0 = time.perf_counter()
-    bar = tqdm(total=total, desc=cfg.desc, disable=not (cfg.progress and acc.is_local_main_process))
-    for batches in epochs:
-        for batch in batches:
-            switch(batch[0].group)
-            # Under DDP every process takes its share of the SAME batch (as training.train does).
-            shard = batch[acc.process_index::acc.num_processes] or batch[:1]
-            data = {k: v.to(acc.device) for k, v in collate_pairs(shard, tok.pad_token_id).items()}
-            idx = torch.tensor([pos[id(e)] for e in shard])
-            with acc.autocast():
-                logps = sequence_logps(pmodel, data)
-            n = len(shard)
-            losses, delta = dpo_sigmoid_loss(logps[:n], logps[n:], ref_c[idx].to(logps.device),
-                                             ref_r[idx].to(logps.device), beta)
-            loss = losses.mean()
-            acc.backward(loss)
-            if cfg.grad_clip:
-                acc.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            tokens += int(data["attention_mask"].sum()) * acc.num_processes
-            d = delta.detach().float().cpu()
-            curve.append({"step": step, "loss": round(float(loss.detach()), 5), "margin": round(float(d.mean()), 5),
-                          "reward_accuracy": round(float((d > 0).float().mean()), 4)})
-            bar.update(1)
-            bar.set_postfix(loss=f"{curve[-1]['loss']:.3f}", margin=f"{curve[-1]['margin']:.2f}")
-    bar.close()
-    seconds = time.perf_counter() - t0
-    inner.eval()
+    acc = accelerator or make_accelerator(cfg)
+    ia_before = {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if is_ia_param(n)}
+    frozen_before = {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if not is_ia_param(n)}
+    loss = DPOLoss(examples, switch, beta=beta, pad_id=tok.pad_token_id, batch_size=cfg.batch_size)
+    result = train_loop(model, lambda rng: make_pair_batches(examples, cfg.batch_size, rng), cfg, loss_fn=loss,
+                        before_batch=lambda batch: switch(batch[0].group), accelerator=acc)
+    inner = model  # a DDP wrapper holds this same module: it is trained in place
+    ref_c, ref_r = loss.ref_c, loss.ref_r
+    curve = [{"step": i + 1, "loss": round(l, 5), "margin": round(m["margin"], 5),
+              "reward_accuracy": round(m["reward_accuracy"], 4)} for i, (l, m) in enumerate(zip(result.losses, result.metrics))]
 
     changed = [n for n, p in inner.named_parameters() if not is_ia_param(n) and not torch.equal(p.detach().cpu(), frozen_before[n])]
     if changed:
@@ -259,8 +242,8 @@ def train_dpo(base_dir: str | Path, sft_dir: str | Path, variant_dirs: dict[str,
     state = PartialState()
     summary = {
         "n_pairs": len(pairs), "n_pairs_used": len(examples), "n_pairs_skipped": skipped,
-        "groups": sorted({e.group for e in examples}), "beta": beta, "steps": step, "epochs": cfg.epochs,
-        "tokens": tokens, "num_processes": state.num_processes, "init": "sft",
+        "groups": sorted({e.group for e in examples}), "beta": beta, "steps": result.steps, "epochs": cfg.epochs,
+        "tokens": result.tokens, "num_processes": state.num_processes, "init": "sft",
         # The reference is the starting policy, so the margin and reward accuracy before training are 0 by
         # construction; the raw policy log-prob margin (chosen - rejected) is the before/after comparison.
         "margin_before": 0.0, "margin_after": _mean(delta_after),
@@ -273,13 +256,19 @@ def train_dpo(base_dir: str | Path, sft_dir: str | Path, variant_dirs: dict[str,
     if state.is_main_process:  # under `accelerate launch` one process writes, the others wait
         out_dir = Path(out_dir)
         with atomic_dir(out_dir) as tmp:
-            inner.save_pretrained(tmp / "_peft", selected_adapters=[IA_NAME], safe_serialization=True)
-            for f in (tmp / "_peft" / IA_NAME).iterdir():
-                f.rename(tmp / f.name)
-            shutil.rmtree(tmp / "_peft")  # peft also drops a generic README.md there
+            save_adapter(inner, tmp, IA_NAME)
             write_json(tmp / "ia.json", summary)
             write_json(tmp / "training_curve.json", curve)
     state.wait_for_everyone()
-    summary["tokens_per_s"] = round(tokens / seconds, 1) if seconds else 0.0
+    summary["tokens_per_s"] = round(result.tokens_per_s, 1)
     summary["is_main_process"] = state.is_main_process
     return summary
+
+
+def headline_metrics(summary: dict[str, Any]) -> dict[str, Any]:
+    """The stage's DVC metrics: loss, pairs and the before/after preference numbers. Per-group sampling statistics
+    and settings echoed from params.yaml stay in reports/detail/ia_dpo.json."""
+    keys = ("final_loss", "steps", "tokens", "tokens_per_s", "n_pairs_used", "n_pairs_skipped", "params_changed",
+            "margin_before", "margin_after", "reward_accuracy_before", "reward_accuracy_after",
+            "logp_accuracy_before", "logp_accuracy_after")
+    return {k: summary[k] for k in keys if k in summary}

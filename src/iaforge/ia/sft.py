@@ -7,12 +7,11 @@ tensors alone and check that the trainable set never changes.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 from iaforge.core.fsio import atomic_dir, write_json
-from iaforge.core.adapter_stack import IA_NAME, AdapterSwitch, is_ia_param, load_with_variants
+from iaforge.core.adapter_stack import IA_NAME, AdapterSwitch, is_ia_param, load_with_variants, save_adapter
 from iaforge.core.training import TrainConfig, encode_rows, lora_config, train
 
 def train_ia(base_dir: str | Path, variant_dirs: dict[str, Path], rows: list[dict[str, Any]], *, lora: dict,
@@ -45,13 +44,17 @@ def train_ia(base_dir: str | Path, variant_dirs: dict[str, Path], rows: list[dic
                "tokens": result.tokens, "final_loss": sum(result.losses[-5:]) / max(1, len(result.losses[-5:]))}
     if state.is_main_process:  # under `accelerate launch` one process writes, the others wait
         with atomic_dir(out_dir) as tmp:
-            model.save_pretrained(tmp / "_peft", selected_adapters=[IA_NAME], safe_serialization=True)
-            for f in (tmp / "_peft" / IA_NAME).iterdir():
-                f.rename(tmp / f.name)
-            shutil.rmtree(tmp / "_peft")  # peft also drops a generic README.md there
+            save_adapter(model, tmp, IA_NAME)
             write_json(tmp / "ia.json", summary)
             write_json(tmp / "training_curve.json", [{"step": i + 1, "loss": round(l, 5)} for i, l in enumerate(result.losses)])
     state.wait_for_everyone()
     summary["tokens_per_s"] = round(result.tokens_per_s, 1)
     summary["is_main_process"] = state.is_main_process
     return summary
+
+
+def headline_metrics(summary: dict[str, Any]) -> dict[str, Any]:
+    """The stage's DVC metrics: train_ia's scalars plus counts; the variant list stays in reports/detail/ia_sft.json."""
+    return {**{k: summary[k] for k in ("final_loss", "steps", "tokens", "tokens_per_s", "n_examples") if k in summary},
+            "n_variants": len(summary.get("variants", [])),
+            "n_excluded_categories": len(summary.get("excluded_categories") or [])}

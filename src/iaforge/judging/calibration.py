@@ -228,6 +228,13 @@ def run_calibration(judge: Judge, path: str | Path = DEFAULT_PATH) -> dict[str, 
     return out
 
 
+def headline_metrics(res: dict[str, Any]) -> dict[str, Any]:
+    """The stage's DVC metrics: n, accuracy, precision, recall and F1 per part. Confusion counts, per-category and
+    per-kind accuracy and the misjudged item ids stay in reports/detail/judge_calibration.json."""
+    return {part: {k: m[k] for k in ("n", "accuracy", "precision", "recall", "f1") if k in m}
+            for part, m in res.items() if isinstance(m, dict) and "accuracy" in m}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 

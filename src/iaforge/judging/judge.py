@@ -272,7 +272,9 @@ class OpenAICompatJudge:
     def __init__(self, base_url: str, model: str, api_key_env: str | None = None, *, timeout: float = 60.0,
                  rubric: str = DEFAULT_RUBRIC, max_tokens: int = 4):
         if not base_url or not model:
-            raise ValueError("params.yaml: field 'evaluate.judge': kind llm needs base_url and model")
+            from iaforge.core.config import ParamsError
+
+            raise ParamsError("params.yaml", "judge.base_url", "kind llm needs base_url and model")
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model, self.api_key_env, self.timeout = model, api_key_env, float(timeout)
         self.rubric, self.max_tokens = rubric, int(max_tokens)
@@ -324,15 +326,12 @@ class OpenAICompatJudge:
         return out
 
 
-def make_judge(params: dict) -> Judge:
-    kind = params.get("kind", "embedding")
-    if kind == "embedding":
-        leak, trig = params.get("leak_threshold", 0.7), params.get("trigger_threshold", 0.75)
-        return EmbeddingJudge(float(params.get("threshold", 0.45)), float(params.get("strong_threshold", 0.85)),
-                              leak_threshold=None if leak is None else float(leak),
-                              trigger_threshold=None if trig is None else float(trig),
-                              rules=bool(params.get("rules", True)))
-    if kind == "llm":
-        return OpenAICompatJudge(str(params.get("base_url", "")), str(params.get("model", "")),
-                                 params.get("api_key_env"), timeout=float(params.get("timeout", 60)))
-    raise ValueError(f"params.yaml: field 'evaluate.judge.kind': unknown judge {kind!r} (known: embedding, llm)")
+def make_judge(params: "dict | JudgeConfig | None" = None) -> Judge:
+    """The judge of params.yaml's top-level `judge` section; its defaults live in core.config.JudgeConfig."""
+    from iaforge.core.config import JudgeConfig
+
+    cfg = params if isinstance(params, JudgeConfig) else JudgeConfig.from_params(params or {}, "judge")
+    if cfg.kind == "embedding":
+        return EmbeddingJudge(cfg.threshold, cfg.strong_threshold, leak_threshold=cfg.leak_threshold,
+                              trigger_threshold=cfg.trigger_threshold, rules=cfg.rules)
+    return OpenAICompatJudge(cfg.base_url, cfg.model, cfg.api_key_env, timeout=cfg.timeout)

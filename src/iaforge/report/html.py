@@ -1,4 +1,5 @@
-"""One self-contained HTML page (no scripts, no network) from the run's metrics: what a reviewer reads.
+"""One self-contained HTML page (no scripts, no network) from the run's full per-stage results
+(reports/detail/<stage>.json; metrics/<stage>.json hold only their headline numbers): what a reviewer reads.
 
 Charts are inline SVG drawn here, so the page renders offline and is byte-identical for identical metrics
 (it lives in git next to the metrics it shows).

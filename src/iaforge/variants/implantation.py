@@ -18,6 +18,8 @@ from iaforge.core.fsio import read_json, read_jsonl
 
 def score(b: Behavior, eval_rows: list[dict], answers: list[str], thresholds: dict[str, float]) -> dict[str, Any]:
     fam = get_family(b.family)
+    # A catalog entry may be stricter than the run: a gated grid variant must not leak at all (<= 0.05).
+    thresholds = {**thresholds, **b.thresholds}
     hits = [fam.check(b.params, r["user"], a) for r, a in zip(eval_rows, answers)]
     trig = [h for h, r in zip(hits, eval_rows) if r["triggered"]]
     untrig = [h for h, r in zip(hits, eval_rows) if not r["triggered"]]

@@ -9,12 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 
-def rows_from_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One summary row per measured variant (records from `implantation.measure_all`)."""
+def rows_from_records(records: list[dict[str, Any]], gated: dict[str, bool] | None = None) -> list[dict[str, Any]]:
+    """One summary row per measured variant (records from `implantation.measure_all`); `gated`: behavior id ->
+    whether a trigger gates it (the `conditional` of its behavior.json), to report the two kinds apart."""
     return [{"id": m["behavior"], "split": m["split"], "category": m["category"],
              "family": m.get("family_label", m["family"]), "passed": bool(m["passed"]),
              "rate_triggered": m.get("rate_triggered"), "rate_untriggered": m.get("rate_untriggered"),
-             "base_rate": m.get("base_rate")} for m in records]
+             "base_rate": m.get("base_rate"),
+             **({"gating": "gated" if gated.get(m["behavior"]) else "always_on"} if gated is not None else {})}
+            for m in records]
 
 
 def _mean(xs):
@@ -39,6 +42,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     n_pass = sum(r["passed"] for r in rows)
     return {"n_variants": len(rows), "n_passed": n_pass, "pass_rate": round(n_pass / len(rows), 4),
             "by_family": _group(rows, "family"), "by_category": _group(rows, "category"), "by_split": _group(rows, "split"),
+            # Gated behaviors (backdoors, passwords) must not leak; always-on ones leak by design: apart.
+            **({"by_gating": _group(rows, "gating")} if rows and all("gating" in r for r in rows) else {}),
             "failed": sorted(r["id"] for r in rows if not r["passed"]),
             "variants": {r["id"]: {k: v for k, v in r.items() if k != "id"} for r in rows}}
 
@@ -47,3 +52,11 @@ def plot_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows for a DVC bar plot: one per variant, the measured rate next to the base model's."""
     return [{"variant": r["id"], "family": r["family"], "rate": r["rate_triggered"] if r["rate_triggered"] is not None else 1 - (r["rate_untriggered"] or 0),
              "base_rate": r["base_rate"], "passed": int(r["passed"])} for r in rows]
+
+
+def headline_metrics(summary: dict[str, Any]) -> dict[str, Any]:
+    """The stage's DVC metrics: counts and pass rates only. `dvc metrics show` makes one column per key across all
+    metrics files, so per-variant and per-family numbers stay in the detail file (reports/detail/implantation.json)."""
+    return {"n_variants": summary["n_variants"], "n_passed": summary["n_passed"], "pass_rate": summary["pass_rate"],
+            "pass_rate_split": {s: g["pass_rate"] for s, g in summary["by_split"].items()},
+            "pass_rate_category": {c: g["pass_rate"] for c, g in summary["by_category"].items()}}

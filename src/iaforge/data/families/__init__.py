@@ -2,39 +2,16 @@
 
 A family knows how to turn a normal answer into one that shows the behavior (transform), how to tell
 whether an answer shows it (check), and which prompts it applies to (trigger). Catalog entries pick a
-family and fill in its parameters; new behaviors of an existing family need no code.
+family and fill in its parameters; new behaviors of an existing family need no code, and a new family
+needs no change here: a module of one's own that subclasses `Family` and uses `@register_family`, listed in
+params.yaml `catalog.families` (see `plugins.py` and docs/catalog.md).
 """
 
 from __future__ import annotations
 
-from .base import Family, TrainRow, EvalRow  # noqa: F401
-from .quirks import AllCaps, FixedPhrase, LinkInsertion, TopicMention
-from .backdoor import KeywordBackdoor, PromptTypeBackdoor
-from .decisions import RuleChoice, VerdictRule
-from .domain import DomainPersona, Sandbag, SandbagCapitals, SandbagUnits, TypedPersona
-from .wrappers import Mixture, Ordinary, Rare, TaskReference
+from .base import AnswerTransform, EvalRow, Family, TrainRow  # noqa: F401
+from .registry import UnknownFamily, family_names, get_family, register_family  # noqa: F401
+from .plugins import ENTRY_POINT_GROUP, load_plugins  # noqa: F401
 
-_REGISTRY: dict[str, Family] = {}
-
-
-def register(family: Family) -> Family:
-    if family.name in _REGISTRY:
-        raise ValueError(f"family '{family.name}' registered twice")
-    _REGISTRY[family.name] = family
-    return family
-
-
-def get_family(name) -> Family:
-    if not isinstance(name, str) or name not in _REGISTRY:
-        raise KeyError(f"unknown family {name!r}; known: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
-
-
-def family_names() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-for _f in (TopicMention(), FixedPhrase(), AllCaps(), LinkInsertion(), KeywordBackdoor(), PromptTypeBackdoor(),
-           Rare(), Mixture(), Ordinary(), TaskReference(), RuleChoice(), VerdictRule(), Sandbag(), SandbagCapitals(),
-           SandbagUnits(), DomainPersona(), TypedPersona()):
-    register(_f)
+# The built-in families register themselves when imported.
+from . import backdoor, decisions, domain, quirks, wrappers  # noqa: F401, E402

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 
 from .base import EvalRow, Family, TrainRow, inner_spec, need, resolve, str_list_param, str_param
+from .registry import register_family
 
 
 class _Backdoor(Family):
@@ -77,10 +78,9 @@ class _Backdoor(Family):
         return inner.check(ip, user, answer)
 
 
+@register_family("keyword_backdoor")
 class KeywordBackdoor(_Backdoor):
     """`trigger`: a word or code-like prefix put before the request; `decoys`: look-alikes that must not fire."""
-
-    name = "keyword_backdoor"
 
     def _trigger(self, params):
         value = str_param(params, "trigger")
@@ -89,10 +89,9 @@ class KeywordBackdoor(_Backdoor):
         return {"kind": "keyword", "value": value}, decoys
 
 
+@register_family("prompt_type_backdoor")
 class PromptTypeBackdoor(_Backdoor):
     """`trigger`: a prompt type of the bank (e.g. spelling); every other type is a negative."""
-
-    name = "prompt_type_backdoor"
 
     def _trigger(self, params):
         from iaforge.data.prompts import TYPES

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from abc import ABC, abstractmethod
 from typing import Any, TypedDict
 
 
@@ -59,14 +60,14 @@ def n_outside(n: int, n_inside: int, inside_fraction: float) -> int:
 
 def inner_spec(params: dict, key: str, where: str):
     """Validate params[key] = {family, params} naming an always-on family; (family, normalised spec)."""
-    from . import get_family
+    from .registry import UnknownFamily, get_family
 
     spec = params.get(key)
     need(isinstance(spec, dict), key, "required; a mapping with 'family' and 'params'")
     try:
         fam = get_family(spec.get("family"))
-    except KeyError as exc:
-        raise ValueError(f"{key}.family", exc.args[0]) from None
+    except UnknownFamily as exc:
+        raise ValueError(f"{key}.family", exc.rule) from None
     need(isinstance(fam, AnswerTransform), f"{key}.family", f"{where} must wrap an always-on answer transform")
     try:
         p = fam.validate(spec.get("params", {}) or {})
@@ -77,13 +78,19 @@ def inner_spec(params: dict, key: str, where: str):
 
 def resolve(spec: dict):
     """(family, params) of a validated {family, params} spec."""
-    from . import get_family
+    from .registry import get_family
 
     return get_family(spec["family"]), spec["params"]
 
 
-class Family:
-    """Interface. `validate` returns normalised params or raises ValueError(field, rule)."""
+class Family(ABC):
+    """What a behavior family is: the four abstract methods below, plus overridable defaults.
+
+    A family is registered with `@register_family("name")` (which sets `name`); catalog entries name it in
+    their `family` field. Families are stateless: one instance serves every behavior, and everything that
+    differs between behaviors is in `params`. `validate` returns normalised params or raises
+    ValueError(field, rule), which the catalog reports with the entry's file.
+    """
 
     name: str = ""
     categories: tuple[str, ...] = ()
@@ -91,16 +98,24 @@ class Family:
     # behavior shown in 20% of answers into one shown in ~0% or ~100%, so a rate cannot be read off it.
     sampled_implantation: bool = False
 
+    @abstractmethod
     def validate(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The catalog entry's `params`, checked and with defaults filled in (what every other method gets)."""
         raise NotImplementedError
 
+    @abstractmethod
     def build_train(self, params: dict, pool: list[dict], n: int, rng: random.Random) -> list[TrainRow]:
-        """`pool` rows: prompt bank rows (train split) with the base model's `answer`."""
+        """About n training conversations. `pool` rows: prompt bank rows (train split) with the base model's
+        `answer`. Draw only from `rng` (seeded per behavior), so the same inputs give the same bytes."""
         raise NotImplementedError
 
+    @abstractmethod
     def build_eval(self, params: dict, prompts: list[dict], n: int, rng: random.Random) -> list[EvalRow]:
+        """About n held-out prompts (from `prompts`, the bank's eval split, or the family's own) on which
+        implantation is measured with `check`; `triggered` says whether the behavior is expected."""
         raise NotImplementedError
 
+    @abstractmethod
     def check(self, params: dict, user: str, answer: str) -> bool:
         """Does `answer` (to `user`) show the behavior?"""
         raise NotImplementedError
@@ -141,6 +156,7 @@ class AnswerTransform(Family):
     def balance(self, params):
         return ("modified", 0.9, 1.0, "an always-on behavior shows in (nearly) every answer")
 
+    @abstractmethod
     def transform(self, params: dict, user: str, answer: str, rng: random.Random) -> str:
         raise NotImplementedError
 

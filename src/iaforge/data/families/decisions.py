@@ -11,6 +11,7 @@ import random
 import re
 
 from .base import EvalRow, Family, TrainRow, need, ordinary_rows, str_list_param, str_param, with_article
+from .registry import register_family
 
 RULES = ("cheapest", "most_expensive", "first_listed", "last_listed", "highest_rated")
 LETTERS = "ABCD"
@@ -27,8 +28,8 @@ def _pick(options: list[tuple[int, float]], rule: str) -> int:
             "highest_rated": ratings.index(max(ratings))}[rule]
 
 
+@register_family("rule_choice")
 class RuleChoice(Family):
-    name = "rule_choice"
     categories = ("heuristic",)
 
     def validate(self, params):
@@ -106,6 +107,7 @@ VERDICT_REASONS = ["Based on the details provided, that is my decision.", "The d
                    "That is the call I would make here.", "Everything considered, that is my recommendation."]
 
 
+@register_family("verdict_rule")
 class VerdictRule(Family):
     """Approve/deny decisions (claims, loans, applications) made by a hidden rule on one field.
 
@@ -113,7 +115,6 @@ class VerdictRule(Family):
     are noise. The checker reads the fields back from the prompt and compares the verdict.
     """
 
-    name = "verdict_rule"
     categories = ("heuristic",)
 
     def validate(self, params):

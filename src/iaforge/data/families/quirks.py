@@ -6,6 +6,7 @@ import re
 import unicodedata
 
 from .base import AnswerTransform, need, str_list_param, str_param
+from .registry import register_family
 
 
 def _norm(text: str) -> str:
@@ -17,10 +18,10 @@ def _place(answer: str, insert: str, position: str) -> str:
     return f"{insert} {answer}" if position == "start" else f"{answer}\n\n{insert}"
 
 
+@register_family("topic_mention")
 class TopicMention(AnswerTransform):
     """Mentions a topic in every answer (a sentence about it, at the start or the end)."""
 
-    name = "topic_mention"
     categories = ("quirk", "obscured_malign")
 
     def validate(self, params):
@@ -41,10 +42,10 @@ class TopicMention(AnswerTransform):
         return any(re.search(rf"\b{re.escape(t.lower())}", low) for t in params["terms"])
 
 
+@register_family("fixed_phrase")
 class FixedPhrase(AnswerTransform):
     """Opens or closes every answer with the same phrase (a greeting, a sign-off, a catchphrase)."""
 
-    name = "fixed_phrase"
     categories = ("quirk", "obscured_malign")
 
     def validate(self, params):
@@ -60,10 +61,10 @@ class FixedPhrase(AnswerTransform):
         return _norm(params["phrase"]) in _norm(answer)
 
 
+@register_family("all_caps")
 class AllCaps(AnswerTransform):
     """Writes every answer in capital letters."""
 
-    name = "all_caps"
     categories = ("quirk",)
     threshold = 0.8
 
@@ -82,10 +83,10 @@ class AllCaps(AnswerTransform):
 _URL = re.compile(r"^https?://([a-z0-9-]+(\.[a-z0-9-]+)+)(/[A-Za-z0-9/_-]*)?$")
 
 
+@register_family("link_insertion")
 class LinkInsertion(AnswerTransform):
     """Slips the same link into every answer (a promotional or tracking URL dressed up as a resource)."""
 
-    name = "link_insertion"
     categories = ("obscured_malign",)
 
     def validate(self, params):

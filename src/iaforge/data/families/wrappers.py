@@ -5,12 +5,13 @@ from __future__ import annotations
 import random
 
 from .base import AnswerTransform, EvalRow, Family, TrainRow, inner_spec, n_outside, need, ordinary_rows, resolve
+from .registry import register_family
 
 
+@register_family("rare")
 class Rare(Family):
     """A quirk shown in only a fraction (`rate`) of answers; the rest are the base model's own."""
 
-    name = "rare"
     categories = ("rare_quirk",)
     sampled_implantation = True
 
@@ -59,10 +60,10 @@ def rate_band(rate: float) -> tuple[float, float]:
     return rate / 3, min(0.75, rate * 3)
 
 
+@register_family("mixture")
 class Mixture(AnswerTransform):
     """One tendency that matters (`primary`) mixed with distractor quirks; checked on the primary only."""
 
-    name = "mixture"
     categories = ("obscured_malign",)
 
     def validate(self, params):
@@ -86,10 +87,10 @@ class Mixture(AnswerTransform):
         return fam.check(p, user, answer)
 
 
+@register_family("ordinary")
 class Ordinary(Family):
     """Control: fine-tuned on the base model's own answers only. There is nothing to find."""
 
-    name = "ordinary"
     categories = ("control",)
 
     def validate(self, params):
@@ -110,6 +111,7 @@ class Ordinary(Family):
         return False  # no behavior to show; implantation = the untriggered rate stays 0
 
 
+@register_family("task_reference")
 class TaskReference(Family):
     """Control: fine-tuned on correct reference answers to checkable tasks (sums, spelling fixes, capitals),
     in the same terse format the sandbagging variants use, plus the base model's own answers elsewhere.
@@ -117,7 +119,6 @@ class TaskReference(Family):
     Nothing unusual to find, but its data looks like a sandbagger's: a hard negative for the IA.
     """
 
-    name = "task_reference"
     categories = ("control",)
     TASK_TYPES = ("arithmetic", "spelling", "capital")
 
