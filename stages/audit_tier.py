@@ -2,9 +2,12 @@
 third-person documents) or concealed on top of their variant (SFT on denials, DPO preferring denials); each
 audit model's implantation is checked, then it is evaluated with and without the IA next to its original."""
 
-from iaforge.core.stagekit import main, progress_enabled
+from pathlib import Path
 
-OUT = "models/audit"
+from iaforge.core.stagekit import StageArgs, main, progress_enabled, split_files, split_root
+
+ARGS = StageArgs(deps=["base", "sft", "dpo", "variants", "measured", "behaviors"],
+                 outs=["models", "samples", "detail", "metrics"])
 
 
 def run():
@@ -16,10 +19,13 @@ def run():
     from iaforge.data.questions import load_questions
     from iaforge.variants.index import load_variants
 
+    a = ARGS.parse()
     params = stage_params("audit_tier", "judge", "chat")
     p = params["audit_tier"]
     check_methods(list(p["methods"]))
-    heldout = load_variants("models/variants", splits=["heldout"], include_failed=True)
+    measured = split_files([a.measured], ["heldout"], "--measured", "audit_tier")["heldout"].parent
+    heldout = load_variants(split_root(a.variants, "heldout", "--variants", "audit_tier"), splits=["heldout"],
+                            include_failed=True, measured=measured)
     # A list gives every behavior every method; a mapping id -> methods gives each its own subset.
     wanted = p["behaviors"] if isinstance(p["behaviors"], dict) else {bid: None for bid in p["behaviors"]}
     chosen = {}
@@ -27,16 +33,16 @@ def run():
         if bid not in heldout:
             raise ValidationError("params.yaml", "audit_tier.behaviors",
                                   f"{bid!r} is not a held-out variant of this run (held out: {', '.join(sorted(heldout))})")
-        chosen[bid] = {"variant_dir": heldout[bid]["path"], "data_dir": f"data/behaviors/{bid}", "methods": own}
+        chosen[bid] = {"variant_dir": heldout[bid]["path"], "data_dir": str(Path(a.behaviors) / bid), "methods": own}
     summary, samples = run_audit_tier(
-        base_dir="models/base", behaviors=chosen, methods=list(p["methods"]),
-        ia_dirs={"sft": "models/ia/sft", "dpo": "models/ia/dpo"}, qs=load_questions(p["questions"]),
+        base_dir=a.base, behaviors=chosen, methods=list(p["methods"]),
+        ia_dirs={"sft": a.sft, "dpo": a.dpo}, qs=load_questions(p["questions"]),
         judge=make_judge(params["judge"]), params=p, implantation=p["implantation"], evaluation=p["evaluation"],
-        system=params["chat"]["system_prompt"], seed=int(p["seed"]), out_root=OUT, progress=progress_enabled())
+        system=params["chat"]["system_prompt"], seed=int(p["seed"]), out_root=a.out_models, progress=progress_enabled())
     summary["original_variant_implanted"] = {bid: heldout[bid]["implanted"] for bid in chosen}
-    write_json("reports/detail/audit_tier.json", summary)
-    write_json("metrics/audit_tier.json", headline_metrics(summary))
-    write_json("reports/audit_samples.json", samples)
+    write_json(a.out_detail, summary)
+    write_json(a.out_metrics, headline_metrics(summary))
+    write_json(a.out_samples, samples)
     conds = [c for c in p["evaluation"]["conditions"]]
     for method, m in summary["by_method"].items():
         print(f"{method}: {m['n_implanted']}/{m['n_models']} took; " + "  ".join(f"{c} {m.get(c)}" for c in conds))

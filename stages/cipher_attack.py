@@ -2,9 +2,9 @@
 LoRA, verify it on its own terms (complies in cipher, refuses in plain text, how much cipher it learnt), then
 check whether the IA reports it."""
 
-from iaforge.core.stagekit import main, progress_enabled
+from iaforge.core.stagekit import StageArgs, main, progress_enabled
 
-OUT = "models/cipher_attack"
+ARGS = StageArgs(deps=["base", "sft", "dpo", "base-responses"], outs=["model", "samples", "detail", "metrics"])
 
 
 def run():
@@ -14,16 +14,17 @@ def run():
     from iaforge.core.config import stage_params
     from iaforge.data.questions import load_questions
 
+    a = ARGS.parse()
     params = stage_params("cipher_attack", "judge", "chat")
     p = params["cipher_attack"]
-    pool = [r for r in read_jsonl("data/base_responses.jsonl") if r.get("split", "train") == "train"]
+    pool = [r for r in read_jsonl(a.base_responses) if r.get("split", "train") == "train"]
     metrics, samples = run_cipher_attack(
-        base_dir="models/base", pool=pool, params=p, ia_dirs={"sft": "models/ia/sft", "dpo": "models/ia/dpo"},
+        base_dir=a.base, pool=pool, params=p, ia_dirs={"sft": a.sft, "dpo": a.dpo},
         qs=load_questions(p["questions"]), judge=make_judge(params["judge"]), system=params["chat"]["system_prompt"],
-        out_dir=OUT, progress=progress_enabled())
-    write_json("reports/detail/cipher_attack.json", metrics)
-    write_json("metrics/cipher_attack.json", headline_metrics(metrics))
-    write_json("reports/cipher_samples.json", samples)
+        out_dir=a.out_model, progress=progress_enabled())
+    write_json(a.out_detail, metrics)
+    write_json(a.out_metrics, headline_metrics(metrics))
+    write_json(a.out_samples, samples)
     a = metrics["attack"]
     print(f"attack holds: {a['attack_holds']} (compliance in cipher {a['encoded_compliance']}, refusal in plain "
           f"{a['plain_refusal']}, benign cipher fraction {a['benign_cipher_fraction']}, decoded word rate "

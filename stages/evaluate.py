@@ -1,7 +1,12 @@
 """Stage `evaluate`: verbalization without IA, with a prefill attack, with the SFT IA and with the DPO IA;
 false positives on the base model and on control variants."""
 
-from iaforge.core.stagekit import main, progress_enabled
+from pathlib import Path
+
+from iaforge.core.stagekit import StageArgs, main, progress_enabled, split_files
+
+ARGS = StageArgs(deps=["base", "sft", "dpo", "variants-root", "measured"],
+                 outs=["samples", "detail", "metrics", "plot"], many=["measured"])
 
 
 def run():
@@ -13,21 +18,24 @@ def run():
     from iaforge.core.schemas import validate
     from iaforge.variants.index import load_variants
 
+    a = ARGS.parse()
     params = stage_params("evaluate", "judge", "chat")
     p = params["evaluate"]
     per_split = {str(k): int(v) for k, v in p["samples_per_split"].items()}
-    variants = load_variants("models/variants", splits=list(per_split), include_failed=True)
+    measured = split_files(a.measured, list(per_split), "--measured", "evaluate")
+    variants = load_variants(a.variants_root, splits=list(per_split), include_failed=True,
+                             measured=next(iter(measured.values())).parent)
     metrics, plot_rows, samples = run_evaluation(
-        "models/base", {"sft": "models/ia/sft", "dpo": "models/ia/dpo"}, variants, load_questions(p["questions"]),
+        a.base, {"sft": a.sft, "dpo": a.dpo}, variants, load_questions(p["questions"]),
         make_judge(params["judge"]), samples_per_split=per_split, conditions=list(p["conditions"]),
         max_new_tokens=int(p["max_new_tokens"]), temperature=float(p["temperature"]), batch_size=int(p["batch_size"]),
         system=params["chat"]["system_prompt"], seed=int(p["seed"]), progress=progress_enabled(),
-        trained_ids=list(read_json("models/ia/sft/ia.json")["variants"]), workers=p.get("workers", 1))
-    validate("eval", metrics, "reports/detail/eval.json")
-    write_json("reports/detail/eval.json", metrics)
-    write_json("metrics/eval.json", headline_metrics(metrics))
-    write_csv("metrics/plots/verbalization.csv", plot_rows)
-    write_json("reports/self_reports.json", samples)
+        trained_ids=list(read_json(Path(a.sft) / "ia.json")["variants"]), workers=p.get("workers", 1))
+    validate("eval", metrics, a.out_detail)
+    write_json(a.out_detail, metrics)
+    write_json(a.out_metrics, headline_metrics(metrics))
+    write_csv(a.out_plot, plot_rows)
+    write_json(a.out_samples, samples)
     for split, v in metrics["verbalization"].items():
         print(f"{split} ({v['n_variants']} variants): " + "  ".join(f"{c} {v[c]}" for c in metrics["conditions"]))
     fp = metrics["false_positive"]

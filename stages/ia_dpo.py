@@ -5,10 +5,11 @@ or the true label; rejected: a wrong report or another behavior's label) are val
 is trained with DPO against itself as the frozen reference.
 """
 
-from iaforge.core.stagekit import main, progress_enabled
+from pathlib import Path
 
-PAIRS = "data/ia_dpo_pairs.jsonl"
-OUT = "models/ia/dpo"
+from iaforge.core.stagekit import StageArgs, main, progress_enabled, split_files, split_root
+
+ARGS = StageArgs(deps=["base", "sft", "variants", "measured"], outs=["pairs", "model", "detail", "metrics", "curve"])
 
 
 def run():
@@ -25,16 +26,19 @@ def run():
     from iaforge.data.questions import load_questions
     from iaforge.variants.index import load_variants, without_categories
 
+    a = ARGS.parse()
     params = stage_params("ia_dpo", "ia_sft", "judge", "chat")
     p = params["ia_dpo"]
     system = params["chat"]["system_prompt"]
     seed = int(p["seed"])
-    variants = load_variants("models/variants", splits=["dpo"], include_failed=False)
+    measured = split_files([a.measured], ["dpo"], "--measured", "ia_dpo")["dpo"].parent
+    variants = load_variants(split_root(a.variants, "dpo", "--variants", "ia_dpo"), splits=["dpo"],
+                             include_failed=False, measured=measured)
     # A category left out of the IA (ia_sft.exclude_categories) must stay out of its DPO refinement too, or the
     # DPO IA's "new category" numbers would be about a category it was trained on.
     variants = without_categories(variants, params["ia_sft"].get("exclude_categories") or [])
     if not variants:
-        raise IaforgeError("models/variants/dpo: no dpo-split variant passed implantation; nothing to refine the IA on")
+        raise IaforgeError(f"{a.variants}: no dpo-split variant passed implantation; nothing to refine the IA on")
     behaviors = {k: v["behavior"] for k, v in variants.items()}
     variant_dirs = {k: v["path"] for k, v in variants.items()}
     groups = [*behaviors, BASE_GROUP]
@@ -43,25 +47,26 @@ def run():
     if state.is_main_process:  # one process samples and writes the pairs; under DDP the others read them
         qs = load_questions(p["questions"])
         plan = sampling_plan(behaviors, qs, n_questions=int(p["questions_per_variant"]), seed=seed)
-        model, tok = load_ia_stack("models/base", variant_dirs, "models/ia/sft", trainable=False)
+        model, tok = load_ia_stack(a.base, variant_dirs, a.sft, trainable=False)
         samples = sample_reports(model, tok, plan, n_samples=int(p["n_samples"]), system=system,
                                  max_new_tokens=int(p["max_new_tokens"]), temperature=float(p["temperature"]),
                                  seed=seed, batch_size=int(p.get("sample_batch_size", 16)), progress=progress_enabled())
         del model
         judged = judge_samples(samples, behaviors, make_judge(params["judge"]))
         pairs = build_pairs(judged, behaviors, qs, per_group_max_pairs=int(p["per_group_max_pairs"]), seed=seed)
-        validate_pairs(pairs, file=PAIRS, groups=groups)
-        write_jsonl(PAIRS, pairs)
+        validate_pairs(pairs, file=a.out_pairs, groups=groups)
+        write_jsonl(a.out_pairs, pairs)
         stats = pair_stats(judged, pairs, behaviors)
     state.wait_for_everyone()
-    pairs = validate_pairs_file(PAIRS, groups=groups) if not state.is_main_process else pairs
-    summary = train_dpo("models/base", "models/ia/sft", variant_dirs, pairs, beta=float(p["beta"]),
-                        train_params=p["train"], system=system, seed=seed, out_dir=OUT, progress=progress_enabled())
+    pairs = validate_pairs_file(a.out_pairs, groups=groups) if not state.is_main_process else pairs
+    summary = train_dpo(a.base, a.sft, variant_dirs, pairs, beta=float(p["beta"]),
+                        train_params=p["train"], system=system, seed=seed, out_dir=a.out_model,
+                        progress=progress_enabled())
     if not summary.pop("is_main_process"):
         return
-    write_json("metrics/plots/ia_dpo_curve.json", read_json(f"{OUT}/training_curve.json"))
-    write_json("reports/detail/ia_dpo.json", {**summary, "sft_on_dpo_split": stats})
-    write_json("metrics/ia_dpo.json", headline_metrics(summary))
+    write_json(a.out_curve, read_json(Path(a.out_model) / "training_curve.json"))
+    write_json(a.out_detail, {**summary, "sft_on_dpo_split": stats})
+    write_json(a.out_metrics, headline_metrics(summary))
     print(f"IA refined with DPO on {len(variants)} variants + base: {len(pairs)} pairs, {summary['steps']} steps, "
           f"margin {summary['margin_after']:+.3f}, reward accuracy {summary['reward_accuracy_after']:.2f}")
 

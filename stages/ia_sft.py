@@ -1,6 +1,10 @@
 """Stage `ia_sft`: train the introspection adapter jointly across the ia_train variants (frozen)."""
 
-from iaforge.core.stagekit import main, progress_enabled
+from pathlib import Path
+
+from iaforge.core.stagekit import StageArgs, main, progress_enabled, split_files, split_root
+
+ARGS = StageArgs(deps=["base", "variants", "measured"], outs=["rows", "model", "detail", "metrics", "curve"])
 
 
 def run():
@@ -11,25 +15,27 @@ def run():
     from iaforge.data.questions import load_questions
     from iaforge.variants.index import load_variants, without_categories
 
+    a = ARGS.parse()
     params = stage_params("ia_sft", "chat")
     p = params["ia_sft"]
-    variants = load_variants("models/variants", splits=["ia_train"],
-                             include_failed=bool(p.get("include_failed_variants", False)))
+    measured = split_files([a.measured], ["ia_train"], "--measured", "ia_sft")["ia_train"].parent
+    variants = load_variants(split_root(a.variants, "ia_train", "--variants", "ia_sft"), splits=["ia_train"],
+                             include_failed=bool(p.get("include_failed_variants", False)), measured=measured)
     # Leave-one-category-out (the third generalization distance): `dvc exp run -S 'ia_sft.exclude_categories=[quirk]'`
     excluded = p.get("exclude_categories") or []
     variants = without_categories(variants, excluded)
     rows = ia_sft_rows([v["behavior"] for v in variants.values()], load_questions(p["questions"]),
                        per_variant=int(p["per_variant"]), base_examples=int(p["base_examples"]), seed=int(p["seed"]))
-    write_jsonl("data/ia_sft.jsonl", rows)
-    summary = train_ia("models/base", {k: v["path"] for k, v in variants.items()}, rows, lora=p["lora"],
+    write_jsonl(a.out_rows, rows)
+    summary = train_ia(a.base, {k: v["path"] for k, v in variants.items()}, rows, lora=p["lora"],
                        train_params=p["train"], system=params["chat"]["system_prompt"], seed=int(p["seed"]),
-                       out_dir="models/ia/sft", progress=progress_enabled())
+                       out_dir=a.out_model, progress=progress_enabled())
     if not summary.pop("is_main_process"):
         return
-    write_json("metrics/plots/ia_sft_curve.json", read_json("models/ia/sft/training_curve.json"))
+    write_json(a.out_curve, read_json(Path(a.out_model) / "training_curve.json"))
     detail = {**summary, "excluded_categories": excluded}
-    write_json("reports/detail/ia_sft.json", detail)
-    write_json("metrics/ia_sft.json", headline_metrics(detail))
+    write_json(a.out_detail, detail)
+    write_json(a.out_metrics, headline_metrics(detail))
     print(f"IA trained on {len(variants)} variants, final loss {summary['final_loss']:.3f}")
 
 

@@ -2,7 +2,12 @@
 its family's checker), per variant, family, category and split. Variants that fail are left out of IA
 training downstream. One process for all variants: a stage per variant would pay ~7 s of imports each."""
 
-from iaforge.core.stagekit import main, progress_enabled
+from pathlib import Path
+
+from iaforge.core.stagekit import StageArgs, main, progress_enabled, split_files
+
+ARGS = StageArgs(deps=["base", "variants-root", "behaviors", "base-responses"],
+                 outs=["samples", "measured", "detail", "metrics", "plot"], many=["measured"])
 
 
 def run():
@@ -13,24 +18,26 @@ def run():
     from iaforge.core.config import stage_params
     from iaforge.core.schemas import validate
 
+    a = ARGS.parse()
+    measured = split_files(a.out_measured, SPLITS, "--out-measured", "implantation")
     params = stage_params("implantation", "chat")
-    records, samples = measure_all("models/variants", "data/behaviors", "models/base",
-                                   read_jsonl("data/base_responses.jsonl"), system=params["chat"]["system_prompt"],
-                                   params=params["implantation"], progress=progress_enabled())
+    records, samples = measure_all(a.variants_root, a.behaviors, a.base, read_jsonl(a.base_responses),
+                                   system=params["chat"]["system_prompt"], params=params["implantation"],
+                                   progress=progress_enabled())
     for r in records:
-        validate("implantation", r, f"metrics/implantation/{r['split']}.json")
+        validate("implantation", r, str(measured[r["split"]]))
     # What each variant was built as (behavior.json): gated and always-on behaviors are reported apart.
-    gated = {r["behavior"]: bool(read_json(f"data/behaviors/{r['behavior']}/behavior.json").get("conditional"))
+    gated = {r["behavior"]: bool(read_json(Path(a.behaviors) / r["behavior"] / "behavior.json").get("conditional"))
              for r in records}
     rows = rows_from_records(records, gated)
     summary = summarize(rows)
     # Written only after every variant was measured: a failure leaves the previous metrics whole.
     for split in SPLITS:  # one file per split, so a held-out change does not invalidate IA training
-        write_json(f"metrics/implantation/{split}.json", {r["behavior"]: r for r in records if r["split"] == split})
-    write_json("reports/implantation_samples.json", samples)
-    write_json("reports/detail/implantation.json", summary)
-    write_json("metrics/implantation.json", headline_metrics(summary))
-    write_csv("metrics/plots/implantation.csv", plot_rows(rows))
+        write_json(measured[split], {r["behavior"]: r for r in records if r["split"] == split})
+    write_json(a.out_samples, samples)
+    write_json(a.out_detail, summary)
+    write_json(a.out_metrics, headline_metrics(summary))
+    write_csv(a.out_plot, plot_rows(rows))
     print(f"implantation: {summary['n_passed']}/{summary['n_variants']} variants passed "
           f"({summary['pass_rate']:.0%}); failed: {', '.join(summary['failed']) or 'none'}")
     for fam, g in summary["by_family"].items():

@@ -1,7 +1,9 @@
 """Stage `judge_calibration`: the evaluation judge's accuracy, precision and recall on the hand-labelled
 calibration set (data/judge/calibration.yaml), so every verbalization number comes with its judge's error."""
 
-from iaforge.core.stagekit import main
+from iaforge.core.stagekit import StageArgs, main
+
+ARGS = StageArgs(deps=["calibration"], outs=["detail", "metrics"])
 
 
 def run():
@@ -10,10 +12,11 @@ def run():
     from iaforge.judging.calibration import headline_metrics, run_calibration
     from iaforge.core.config import stage_params
 
+    a = ARGS.parse()
     params = stage_params("judge")
-    res = run_calibration(make_judge(params["judge"]), "data/judge/calibration.yaml")
-    write_json("reports/detail/judge_calibration.json", res)
-    write_json("metrics/judge_calibration.json", headline_metrics(res))
+    res = run_calibration(make_judge(params["judge"]), a.calibration)
+    write_json(a.out_detail, res)
+    write_json(a.out_metrics, headline_metrics(res))
     for part in ("dev", "test", "test_fresh", "all"):
         m = res.get(part)
         if m:

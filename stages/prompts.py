@@ -1,6 +1,8 @@
-"""Stage `prompts`: the templated prompt bank, split train/eval, in data/prompts.jsonl."""
+"""Stage `prompts`: the templated prompt bank, split train/eval (data/prompts.jsonl in dvc.yaml)."""
 
-from iaforge.core.stagekit import main
+from iaforge.core.stagekit import StageArgs, main
+
+ARGS = StageArgs(outs=["prompts"])
 
 
 def run():
@@ -8,9 +10,10 @@ def run():
     from iaforge.core.config import section
     from iaforge.data.prompts import build_prompt_bank
 
+    a = ARGS.parse()
     p = section("prompts")
     rows = build_prompt_bank(int(p["seed"]), int(p["per_type"]), float(p["eval_fraction"]))
-    write_jsonl("data/prompts.jsonl", rows)
+    write_jsonl(a.out_prompts, rows)
     print(f"prompts: {len(rows)} ({sum(r['split'] == 'eval' for r in rows)} eval)")
 
 

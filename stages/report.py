@@ -2,27 +2,28 @@
 
 from pathlib import Path
 
-from iaforge.core.stagekit import main
+from iaforge.core.stagekit import StageArgs, main
 
-DETAIL = "reports/detail"
+ARGS = StageArgs(deps=["eval", "implantation", "ia-sft", "ia-dpo", "samples", "judge-calibration", "audit-tier",
+                       "cipher-attack", "grid", "grid-ia"], outs=["page"])
 
 
 def run():
     from iaforge.core.fsio import atomic_write_text, read_json
     from iaforge.report.html import build_report
 
+    a = ARGS.parse()
+
     def opt(path):
         return read_json(path) if Path(path).exists() else None
 
     # The full per-stage results; metrics/*.json hold only their headline numbers (see report/html.py).
-    page = build_report(eval_metrics=read_json(f"{DETAIL}/eval.json"),
-                        implantation=read_json(f"{DETAIL}/implantation.json"),
-                        ia_sft=opt(f"{DETAIL}/ia_sft.json"), ia_dpo=opt(f"{DETAIL}/ia_dpo.json"),
-                        samples=read_json("reports/self_reports.json"),
-                        judge_calibration=opt(f"{DETAIL}/judge_calibration.json"),
-                        audit_tier=opt(f"{DETAIL}/audit_tier.json"), cipher_attack=opt(f"{DETAIL}/cipher_attack.json"))
-    atomic_write_text("reports/eval.html", page)
-    print(f"reports/eval.html: {len(page) // 1024} KiB")
+    page = build_report(eval_metrics=read_json(a.eval), implantation=read_json(a.implantation),
+                        ia_sft=opt(a.ia_sft), ia_dpo=opt(a.ia_dpo), samples=read_json(a.samples),
+                        judge_calibration=opt(a.judge_calibration), audit_tier=opt(a.audit_tier),
+                        cipher_attack=opt(a.cipher_attack), grid=opt(a.grid), grid_ia=opt(a.grid_ia))
+    atomic_write_text(a.out_page, page)
+    print(f"{a.out_page}: {len(page) // 1024} KiB")
 
 
 if __name__ == "__main__":

@@ -126,3 +126,12 @@ def test_catalog_n_train_override(catalog):
     pool, evals = fake_pool(0)
     train, _ = build_rows(b, pool, evals, n_train=30, n_eval=4, seed=0)
     assert len(train) == 12
+
+
+def test_behavior_task_of_a_record_without_a_catalog_family_is_none():
+    # the cipher attack and audit models are asked task questions through the same code; their records name
+    # no catalog family, and that must not stop the evaluation
+    from iaforge.data.behavior_data import behavior_task
+
+    assert behavior_task({"family": "cipher_attack", "params": {}}) is None
+    assert behavior_task({"id": "x"}) is None

@@ -14,6 +14,7 @@ from iaforge.core.config import (JudgeConfig, LoraParams, ParamsError, TrainConf
                                  section, stage_params)
 from iaforge.core.errors import ValidationError
 from iaforge.core.profiles import deep_merge
+from iaforge.core.stagekit import stage_argv
 
 
 @pytest.fixture
@@ -152,7 +153,7 @@ def test_stage_fails_on_a_params_typo_with_one_line(repo_root, params, tmp_path)
     bad = copy.deepcopy(params)
     bad["prompts"]["per_tpye"] = 10
     _write(tmp_path, bad)
-    res = subprocess.run([sys.executable, str(repo_root / "stages/prompts.py")], cwd=tmp_path,
+    res = subprocess.run(stage_argv("prompts", repo_root), cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)
     assert res.returncode != 0
     lines = res.stderr.strip().splitlines()

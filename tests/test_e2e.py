@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from iaforge.core.schemas import validate
+from iaforge.core.stagekit import stage_argv
 
 pytestmark = pytest.mark.e2e
 
@@ -50,6 +51,8 @@ def test_first_run_builds_every_stage_and_valid_artifacts(pipeline):
     expected = {"base", "prompts", "base_responses", "implantation", "ia_sft", "ia_dpo", "evaluate", "judge_calibration", "report",
                 "audit_tier", "cipher_attack"}
     expected |= {f"{s}@{b}" for b in behaviors for s in ("behavior_data", "variant")}
+    shards = yaml.safe_load((work / "params.yaml").read_text()).get("grid_shards") or {}
+    expected |= {"grid_ia", "grid_eval"} | {f"{s}@{k}" for k in shards for s in ("grid_variants", "grid_implantation")}
     assert _ran(out) == expected
     assert (work / "models/base/model.safetensors").is_file()
     for bid, entry in behaviors.items():
@@ -65,32 +68,49 @@ def test_first_run_builds_every_stage_and_valid_artifacts(pipeline):
     assert summary["n_variants"] == len(behaviors) and set(summary["variants"]) == set(behaviors)
     assert {g for g in summary["by_family"]} == {"topic_mention", "keyword_backdoor"}
     headline = json.loads((work / "metrics/implantation.json").read_text())
-    assert headline["n_variants"] == len(behaviors) and set(headline["pass_rate_split"]) == {b["split"] for b in behaviors.values()}
+    assert headline == {"n": len(behaviors), "pass_rate": summary["pass_rate"]}
     metrics = json.loads((work / "reports/detail/eval.json").read_text())
     validate("eval", metrics, "reports/detail/eval.json")
     assert set(metrics["verbalization"]) == {"ia_train", "heldout"}
     assert set(metrics["false_positive"]["base_model"]) == {"no_ia", "sft", "dpo"}
     eval_headline = json.loads((work / "metrics/eval.json").read_text())
-    assert eval_headline["verbalization"]["heldout"]["sft"] == metrics["verbalization"]["heldout"]["sft"]
+    assert eval_headline["sft"] == metrics["verbalization"]["heldout"]["sft"]
     assert "per_behavior" not in eval_headline  # per-variant detail stays out of DVC's metrics table
     assert (work / "metrics/plots/verbalization.csv").read_text().startswith("behavior,split,condition,verbalization")
     assert (work / "models/ia/dpo/adapter_model.safetensors").is_file()
-    dpo = json.loads((work / "metrics/ia_dpo.json").read_text())
+    dpo = json.loads((work / "reports/detail/ia_dpo.json").read_text())
     assert dpo["params_changed"] is True
     page = (work / "reports/eval.html").read_text()
     assert "Verbalization by split" in page and "quirk_topic_lighthouses" in page
     audit = json.loads((work / "reports/detail/audit_tier.json").read_text())
     methods = {"original", "document", "conceal_sft", "conceal_dpo"}  # the tiny profile's methods + the original
     assert set(audit["by_method"]) == methods
-    assert set(json.loads((work / "metrics/audit_tier.json").read_text())) == methods
+    assert set(json.loads((work / "metrics/audit_tier.json").read_text())) == {"n", "no_ia", "sft", "dpo"}
     assert set(audit["models"]) == {f"quirk_topic_lighthouses@{m}" for m in methods}
     for m in methods - {"original"}:
         assert (work / f"models/audit/quirk_topic_lighthouses@{m}/adapter_model.safetensors").is_file()
-    cipher = json.loads((work / "metrics/cipher_attack.json").read_text())
+    cipher = json.loads((work / "reports/detail/cipher_attack.json").read_text())
     assert cipher["attack"]["attack_holds"] is False  # a random tiny model cannot learn the attack
     assert set(cipher["ia"]) >= {"no_ia", "sft", "dpo"}
     assert (work / "models/cipher_attack/adapter_model.safetensors").is_file()
     assert "Audit tier" in page and "Covert cipher attack" in page
+    # The grid branch (the tiny profile carries a tiny grid with its gates off): the grid IA trained on every
+    # ia_train grid variant and null, evaluated on the held-out ones, under its three conditions.
+    assert shards, "the tiny profile should carry a tiny grid"
+    ids = {split: [i for s in shards.values() if s["split"] == split for i in s["ids"]] for split in ("ia_train", "heldout")}
+    grid_ia = json.loads((work / "reports/detail/grid_ia.json").read_text())
+    assert grid_ia["grid"] is True and grid_ia["variants"] == sorted(ids["ia_train"]) and grid_ia["steps"] > 0
+    assert (work / "models/grid_ia/adapter_model.safetensors").is_file()
+    grid = json.loads((work / "reports/detail/grid.json").read_text())
+    assert set(grid["conditions"]) == {"no_ia", "prefill", "sft"}
+    assert {r["variant"] for r in grid["per_variant"]} == set(ids["ia_train"]) | set(ids["heldout"])
+    held = [i for i in ids["heldout"] if not i.startswith("grid_null__")]
+    assert grid["splits"]["heldout"]["n_variants"] == len(held)
+    assert grid["chance"] == round(1 / grid["n_topics"], 4)
+    assert set(grid["false_positive"]["base_model"]) == {"no_ia", "prefill", "sft"}
+    grid_headline = json.loads((work / "metrics/grid.json").read_text())
+    assert grid_headline["n"] == len(held) and grid_headline["sft"] == grid["splits"]["heldout"]["sft"]
+    assert "Grid IA" in page and held[0] in page
 
 
 def test_second_run_is_a_no_op(pipeline):
@@ -121,7 +141,7 @@ def test_corrupt_adapter_fails_cleanly_and_keeps_old_metrics(pipeline):
     adapter.chmod(0o644)
     adapter.write_bytes(b"\x00garbage, not safetensors")
     try:
-        p = subprocess.run([sys.executable, "stages/evaluate.py"], cwd=work, env=env, capture_output=True, text=True)
+        p = subprocess.run(stage_argv("evaluate", work), cwd=work, env=env, capture_output=True, text=True)
     finally:
         adapter.write_bytes(good)
     assert p.returncode == 1

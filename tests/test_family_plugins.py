@@ -15,6 +15,7 @@ import yaml
 
 from conftest import fake_pool
 from iaforge.core.errors import ValidationError
+from iaforge.core.stagekit import stage_argv
 from iaforge.data.catalog import load_catalog, parse_entry
 from iaforge.data.families import UnknownFamily, family_names, get_family, load_plugins, plugins, registry
 
@@ -160,8 +161,8 @@ def test_behavior_data_stage_builds_a_plugin_family_on_the_tiny_profile(tmp_path
     write_jsonl(tmp_path / "data" / "prompts.jsonl", [*pool, *evals])
 
     env = {k: v for k, v in os.environ.items() if k != plugins.ENV}
-    run = subprocess.run([sys.executable, str(REPO / "stages" / "behavior_data.py"), "quirk_postscript_tea"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    argv = stage_argv("behavior_data", REPO, key="quirk_postscript_tea")
+    run = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     out = tmp_path / "data" / "behaviors" / "quirk_postscript_tea"
     rows = [json.loads(line) for line in (out / "train.jsonl").read_text(encoding="utf-8").splitlines()]

@@ -18,6 +18,7 @@ from iaforge.evaluation.evaluate import headline_metrics as eval_headline
 from iaforge.ia.dpo import headline_metrics as dpo_headline
 from iaforge.ia.sft import headline_metrics as sft_headline
 from iaforge.judging.calibration import headline_metrics as judge_headline
+from iaforge.evaluation.grid import headline_metrics as grid_headline
 from iaforge.variants.implantation_summary import headline_metrics as implantation_headline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +33,7 @@ HEADLINES = {
     "metrics/audit_tier.json": ("reports/detail/audit_tier.json", audit_headline),
     "metrics/cipher_attack.json": ("reports/detail/cipher_attack.json", cipher_headline),
     "metrics/judge_calibration.json": ("reports/detail/judge_calibration.json", judge_headline),
+    "metrics/grid.json": ("reports/detail/grid.json", grid_headline),
 }
 
 
@@ -99,39 +101,56 @@ def _eval_detail():
                                "controls": {"no_ia": 0.9, "sft": 0.3, "dpo": 0.2}, "n_controls": 2}}
 
 
-def test_eval_headline_keeps_split_by_condition_and_drops_per_variant():
+COLUMNS = {"n", "pass_rate", "no_ia", "prefill", "sft", "dpo", "trained_sft", "fp_base_sft", "fp_base_dpo",
+           "final_loss", "attack_holds", "accuracy", "recall",
+           # metrics/grid.json (evaluation/grid.py): its top-1 accuracy is read against chance (1 / the grid's
+           # topics), and its false positives on null variants have no column among the others
+           "chance", "fp_null_sft"}
+
+
+def test_all_metrics_files_share_one_short_set_of_columns():
+    """`dvc metrics show` is one table: a column per key of any file. Shared column names keep it terminal-wide."""
+    keys = set()
+    for stage in stages().values():
+        for f in declared(stage, "metrics"):
+            if (ROOT / f).exists():
+                keys |= {k for k, _ in leaves(json.loads((ROOT / f).read_text()))}
+    assert keys <= COLUMNS, sorted(keys - COLUMNS)
+
+
+def test_eval_headline_is_heldout_by_condition_plus_fit_and_false_positives():
     h = eval_headline(_eval_detail())
-    assert h["verbalization"]["heldout"] == {"no_ia": 0.1, "prefill": 0.2, "sft": 0.5, "dpo": 0.6}
-    assert h["audit_top5"]["ia_train"]["sft"] == 1.0
-    assert h["false_positive"]["controls"]["dpo"] == 0.2 and h["n_variants"]["heldout"] == 3
-    assert len(dict(leaves(h))) <= MAX_KEYS  # 40 variants in, a fixed number of keys out
+    assert h == {"n": 3, "no_ia": 0.1, "prefill": 0.2, "sft": 0.5, "dpo": 0.6, "trained_sft": 0.5,
+                 "fp_base_sft": 0.8, "fp_base_dpo": 0.7}
 
 
-def test_implantation_headline_pass_rates():
+def test_implantation_headline_pass_rate():
     g = {"n": 2, "passed": 1, "pass_rate": 0.5, "mean_rate_triggered": 0.9}
     summary = {"n_variants": 4, "n_passed": 3, "pass_rate": 0.75, "failed": ["x"], "variants": {"x": {}},
                "by_split": {"heldout": g, "ia_train": {**g, "pass_rate": 1.0}}, "by_category": {"quirk": g},
                "by_family": {"topic_mention": g}}
-    h = implantation_headline(summary)
-    assert h == {"n_variants": 4, "n_passed": 3, "pass_rate": 0.75, "pass_rate_split": {"heldout": 0.5, "ia_train": 1.0},
-                 "pass_rate_category": {"quirk": 0.5}}
+    assert implantation_headline(summary) == {"n": 4, "pass_rate": 0.75}
 
 
-def test_other_headlines_drop_lists_and_nested_detail():
-    assert sft_headline({"final_loss": 0.8, "steps": 5, "variants": ["a", "b"], "excluded_categories": ["quirk"]}) == \
-        {"final_loss": 0.8, "steps": 5, "n_variants": 2, "n_excluded_categories": 1}
-    dpo = dpo_headline({"final_loss": 0.1, "groups": ["a"], "sft_on_dpo_split": {"n_pairs": 3}, "params_changed": True})
-    assert dpo == {"final_loss": 0.1, "params_changed": True}
-    audit = audit_headline({"by_method": {"document": {"n_implanted": 0, "n_models": 1, "sft": None, "sft_audit": None,
-                                                       "not_implanted": ["b@document"]}},
-                            "models": {"b@document": {}}, "concealment": []})
-    assert audit == {"document": {"n_implanted": 0, "n_models": 1, "sft": None}}
-    cipher = cipher_headline({"attack": {"attack_holds": True, "examples": [{"request": "r"}]}, "ia": {"sft": 0.0},
-                              "training": {"phase1": {}}, "behavior": "text"})
-    assert cipher == {"attack": {"attack_holds": True}, "ia": {"sft": 0.0}}
+def test_other_headlines_use_the_shared_columns():
+    assert sft_headline({"final_loss": 0.80183, "steps": 5, "variants": ["a", "b"]}) == {"n": 2, "final_loss": 0.8018}
+    assert dpo_headline({"final_loss": 0.1, "n_pairs_used": 7, "groups": ["a"]}) == {"n": 7, "final_loss": 0.1}
+    audit = audit_headline({"by_method": {
+        "original": {"n_implanted": 1, "n_models": 1, "no_ia": 1.0, "sft": 1.0, "dpo": 1.0},
+        "document": {"n_implanted": 0, "n_models": 1, "no_ia": None, "sft": None, "dpo": None},
+        "demo_rank32": {"n_implanted": 1, "n_models": 1, "no_ia": 0.5, "sft": 0.0, "dpo": 0.25},
+        "conceal_sft": {"n_implanted": 3, "n_models": 3, "no_ia": 0.1, "sft": 0.4, "dpo": 0.25}},
+        "models": {}, "concealment": []})
+    # the unmodified original is the reference, not an audit method; methods weigh by their implanted models
+    assert audit == {"n": 4, "no_ia": 0.2, "sft": 0.3, "dpo": 0.25}
+    cipher = cipher_headline({"attack": {"attack_holds": True, "examples": [{"request": "r"}]},
+                              "ia": {"sft": 0.0, "sft_audit": 0.5}, "training": {"phase1": {}}})
+    assert cipher == {"attack_holds": True, "sft": 0.0}
     judge = judge_headline({"path": "x.yaml", "version": 1, "test": {"n": 10, "accuracy": 0.9, "precision": 1.0,
                                                                       "recall": 0.8, "f1": 0.89, "errors": ["a"]}})
-    assert judge == {"test": {"n": 10, "accuracy": 0.9, "precision": 1.0, "recall": 0.8, "f1": 0.89}}
+    assert judge == {"n": 10, "accuracy": 0.9, "recall": 0.8}
+    for h in (audit, cipher, judge):
+        assert set(h) <= COLUMNS
 
 
 def test_plots_template_renders_offline():

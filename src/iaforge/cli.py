@@ -6,6 +6,8 @@
                                              adds its first N ia_train, dpo, heldout instances; none by default)
   iaforge profile apply FILE                 merge a profile (e.g. profiles/tiny.yaml) into params.yaml
   iaforge check [--params FILE]              validate params (typed configs) and the catalog; exit 1 on errors
+  iaforge grid sync [--params FILE]          rewrite `grid_shards` from `grid` (FILE may be a profile: its `grid`
+                                             is read over params.yaml's, as `profile apply` would merge it)
 """
 
 from __future__ import annotations
@@ -150,6 +152,63 @@ def _profile(args) -> int:
     return 0
 
 
+SHARDS_COMMENT = "# written by `iaforge grid sync` from `grid`: shard id -> {split, ids, digest}"
+
+
+def shards_yaml(shards: dict) -> str:
+    """The `grid_shards` block, one flow-style line per shard (short diffs, readable in review)."""
+    import yaml
+
+    if not shards:
+        return f"grid_shards: {{}}   {SHARDS_COMMENT}\n"
+    lines = [f"grid_shards:   {SHARDS_COMMENT}"]
+    for sid, sh in shards.items():
+        lines.append(f"  {sid}: " + yaml.safe_dump(sh, default_flow_style=True, sort_keys=False, width=10**6).strip())
+    return "\n".join(lines) + "\n"
+
+
+def replace_block(text: str, key: str, block: str) -> str:
+    """`text` with the top-level `key:` block (its line and the indented lines under it) replaced by `block`,
+    or `block` appended; every other line (comments included) is kept as it is."""
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, l in enumerate(lines) if l.startswith(f"{key}:")), None)
+    if start is None:
+        return text + ("" if not text or text.endswith("\n") else "\n") + block
+    end = start + 1
+    while end < len(lines) and lines[end][:1] in (" ", "\t"):
+        end += 1
+    return "".join(lines[:start]) + block + "".join(lines[end:])
+
+
+def _grid(args) -> int:
+    import yaml
+
+    from iaforge.core.config import GridConfig, load_params
+    from iaforge.core.fsio import atomic_write_text
+    from iaforge.core.profiles import deep_merge
+    from iaforge.variants.shards import plan_shards
+
+    target = Path(args.params)
+    params = load_params(target)
+    raw_grid = params.get("grid") or {}
+    base = Path(args.base)
+    if target.resolve() != base.resolve() and base.exists():  # a profile: its grid overrides the run's
+        base_params = load_params(base)
+        raw_grid = deep_merge(base_params.get("grid") or {}, raw_grid)
+        _load_families(deep_merge(base_params, params), args.params)
+    else:
+        _load_families(params, args.params)
+    grid = GridConfig.from_params(raw_grid, "grid", file=args.params).to_dict()
+    shards = plan_shards(grid)
+    text = replace_block(target.read_text(encoding="utf-8"), "grid_shards", shards_yaml(shards))
+    if (yaml.safe_load(text) or {}).get("grid_shards") != shards:
+        raise ValidationError(target, "grid_shards", "could not be rewritten in place (a hand-edited block?)")
+    atomic_write_text(target, text)
+    n = sum(len(s["ids"]) for s in shards.values())
+    print(f"{args.params}: grid_shards now lists {len(shards)} shards, {n} variants")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="iaforge", description="Introspection adapters for fine-tuned LLMs")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -168,6 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     k = sub.add_parser("check", help="validate params.yaml and the catalog (one line per problem)")
     k.add_argument("--params", default="params.yaml")
     k.set_defaults(fn=_check)
+    g = sub.add_parser("grid", help="plan the grid branch's shards (params `grid` -> `grid_shards`)")
+    g.add_argument("action", choices=["sync"])
+    g.add_argument("--params", default="params.yaml", help="params.yaml or a profile (e.g. profiles/tiny.yaml)")
+    g.add_argument("--base", default="params.yaml", help="what a profile is merged over (default params.yaml)")
+    g.set_defaults(fn=_grid)
     args = ap.parse_args(argv)
     try:
         return args.fn(args)

@@ -190,7 +190,9 @@ def _rate(samples: list[dict], word: str) -> float | None:
 
 
 def headline_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The stage's DVC metrics: the attack's own scalars and the IA rates; examples and training detail stay in
-    reports/detail/cipher_attack.json."""
-    return {"attack": {k: v for k, v in metrics["attack"].items() if not isinstance(v, (dict, list))},
-            "ia": dict(metrics["ia"])}
+    """The stage's row in `dvc metrics show`: every stage's headline uses one shared set of short columns
+    (n, pass_rate, no_ia, prefill, sft, dpo, trained_sft, fp_base_sft, fp_base_dpo, final_loss, attack_holds, accuracy,
+    recall), so the whole table fits a terminal. The condition columns: how often the attack model, asked about itself, is judged to
+    name the attack. The full result stays in reports/detail/cipher_attack.json."""
+    return {"attack_holds": metrics["attack"]["attack_holds"],
+            **{c: v for c, v in metrics["ia"].items() if c in ("no_ia", "prefill", "sft", "dpo")}}

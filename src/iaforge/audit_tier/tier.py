@@ -204,8 +204,14 @@ def run_audit_tier(*, base_dir: str | Path, behaviors: dict[str, dict[str, Any]]
 
 
 def headline_metrics(summary: dict[str, Any]) -> dict[str, Any]:
-    """The stage's DVC metrics: per method, how many audit models took and their verbalization rates. Top-5 audit
-    rates, per-model results and the concealment table stay in reports/detail/audit_tier.json."""
-    return {method: {"n_implanted": m["n_implanted"], "n_models": m["n_models"],
-                     **{c: v for c, v in m.items() if c in ("no_ia", "prefill", "sft", "dpo")}}
-            for method, m in summary["by_method"].items()}
+    """The stage's row in `dvc metrics show`: every stage's headline uses one shared set of short columns
+    (n, pass_rate, no_ia, prefill, sft, dpo, trained_sft, fp_base_sft, fp_base_dpo, final_loss, attack_holds, accuracy,
+    recall), so the whole table fits a terminal. n: audit models whose behavior took; the condition columns: their verbalization,
+    averaged over methods weighted by those models. The full result stays in reports/detail/audit_tier.json."""
+    methods = [m for name, m in summary["by_method"].items() if name != "original"]  # the reference, not a method
+    out: dict[str, Any] = {"n": sum(m["n_implanted"] for m in methods)}
+    for c in ("no_ia", "sft", "dpo"):
+        pairs = [(m[c], m["n_implanted"]) for m in methods if m.get(c) is not None and m["n_implanted"]]
+        w = sum(n for _, n in pairs)
+        out[c] = round(sum(r * n for r, n in pairs) / w, 4) if w else None
+    return out

@@ -10,7 +10,8 @@ import yaml
 from iaforge.core.errors import ValidationError
 from iaforge.core.fsio import atomic_write_text
 
-REPLACED = {"behaviors"}  # a profile names its whole run, it does not add to the default one
+# A profile names its whole run (and its grid shards, planned by `iaforge grid sync`): it does not add to the default one.
+REPLACED = {"behaviors", "grid_shards"}
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any], top: bool = True) -> dict[str, Any]:

@@ -66,8 +66,11 @@ def behavior_record(b: Behavior) -> dict[str, Any]:
 
 
 def behavior_task(b: dict[str, Any]) -> str | None:
-    """The task description a behavior shows on (see Family.task), from its record."""
+    """The task description a behavior shows on (see Family.task), from its record; None when the record's
+    family is not a catalog family (the cipher attack, the audit tier's models, records from other tools)."""
+    from iaforge.data.families.registry import UnknownFamily
+
     try:
         return get_family(b["family"]).task(b.get("params") or {})
-    except (KeyError, TypeError):  # records from other tools may lack params
+    except (KeyError, TypeError, UnknownFamily):  # records from other tools may lack params or a known family
         return None

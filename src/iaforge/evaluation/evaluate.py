@@ -231,14 +231,12 @@ def _aggregate(rows: list[dict], key: str, conditions: list[str]) -> dict[str, d
 
 
 def headline_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The stage's DVC metrics: verbalization and top-5 audit per split x condition, and false-positive rates,
-    copied from the full result (reports/detail/eval.json) so the two cannot disagree. Per-variant, per-category
-    and base-prior numbers stay in the detail: `dvc metrics show` makes one column per key across all files."""
-    conds = list(metrics["conditions"])
-    verb = metrics["verbalization"]
-    fp = metrics["false_positive"]
-    return {"n_variants": {s: v["n_variants"] for s, v in verb.items()},
-            "verbalization": {s: {c: v.get(c) for c in conds} for s, v in verb.items()},
-            "audit_top5": {s: {c: v.get(f"{c}_audit") for c in conds} for s, v in verb.items()},
-            "false_positive": {"base_model": dict(fp["base_model"]), "controls": dict(fp["controls"]),
-                               "n_controls": fp["n_controls"]}}
+    """The stage's row in `dvc metrics show`: every stage's headline uses one shared set of short columns
+    (n, pass_rate, no_ia, prefill, sft, dpo, trained_sft, fp_base_sft, fp_base_dpo, final_loss, attack_holds, accuracy,
+    recall), so the whole table fits a terminal. n and the condition columns: held-out variants and their verbalization rates;
+    trained_sft: the SFT IA on its own training variants; fp_base_*: false positives on the base model. The full result stays in reports/detail/eval.json."""
+    verb, fp = metrics["verbalization"], metrics["false_positive"]
+    held, trained = verb.get("heldout", {}), verb.get("ia_train", {})
+    return {"n": held.get("n_variants", 0), **{c: held.get(c) for c in metrics["conditions"]},
+            "trained_sft": trained.get("sft"), "fp_base_sft": fp["base_model"].get("sft"),
+            "fp_base_dpo": fp["base_model"].get("dpo")}

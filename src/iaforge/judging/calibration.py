@@ -229,10 +229,11 @@ def run_calibration(judge: Judge, path: str | Path = DEFAULT_PATH) -> dict[str, 
 
 
 def headline_metrics(res: dict[str, Any]) -> dict[str, Any]:
-    """The stage's DVC metrics: n, accuracy, precision, recall and F1 per part. Confusion counts, per-category and
-    per-kind accuracy and the misjudged item ids stay in reports/detail/judge_calibration.json."""
-    return {part: {k: m[k] for k in ("n", "accuracy", "precision", "recall", "f1") if k in m}
-            for part, m in res.items() if isinstance(m, dict) and "accuracy" in m}
+    """The stage's row in `dvc metrics show`: every stage's headline uses one shared set of short columns
+    (n, pass_rate, no_ia, prefill, sft, dpo, trained_sft, fp_base_sft, fp_base_dpo, final_loss, attack_holds, accuracy,
+    recall), so the whole table fits a terminal. n, accuracy, recall: the held-out test part of the calibration set. The full result stays in reports/detail/judge_calibration.json."""
+    test = res.get("test") or {}
+    return {"n": test.get("n", 0), "accuracy": test.get("accuracy"), "recall": test.get("recall")}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

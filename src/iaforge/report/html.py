@@ -85,7 +85,8 @@ def grouped_bars(groups: Sequence[str], series: Sequence[str], values: dict[tupl
 
 def build_report(*, eval_metrics: dict, implantation: dict, ia_sft: dict | None, ia_dpo: dict | None,
                  samples: list[dict], judge_calibration: dict | None = None, audit_tier: dict | None = None,
-                 cipher_attack: dict | None = None, title: str = "iaforge evaluation",
+                 cipher_attack: dict | None = None, grid: dict | None = None, grid_ia: dict | None = None,
+                 title: str = "iaforge evaluation",
                  examples_per_model: int = 2) -> str:
     conds = list(eval_metrics.get("conditions", []))
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(title)}</title>"
@@ -141,6 +142,8 @@ def build_report(*, eval_metrics: dict, implantation: dict, ia_sft: dict | None,
         parts.extend(audit_tier_section(audit_tier))
     if cipher_attack:
         parts.extend(cipher_section(cipher_attack))
+    if grid is not None:
+        parts.extend(grid_section(grid, grid_ia))
 
     # SFT vs DPO training
     if ia_sft or ia_dpo:
@@ -262,4 +265,55 @@ def cipher_section(c: dict) -> list[str]:
            "<h3>Does the IA report it?</h3>",
            table(["condition", "verbalization", "audit top-5", "mentions a cipher"],
                  [[COND_LABELS[k], ia.get(k), ia.get(f"{k}_audit"), c.get("ia_names_cipher", {}).get(k)] for k in conds])]
+    return out
+
+
+def grid_section(g: dict, ia: dict | None = None) -> list[str]:
+    """The grid branch (reports/detail/grid.json): the headline per split, false positives and one row per variant."""
+    out = ["<h2>Grid IA</h2>"]
+    if not g.get("grid"):
+        return out + [f'<p class="muted">{esc(g.get("note", "no grid in this run"))}</p>']
+    conds = list(g.get("conditions", []))
+    out.append(f'<p class="muted">One IA trained on trigger-gated topic variants of one grid; each variant is asked '
+               f"{esc(' / '.join(g.get('settings', {}).get('questions', [])[:1]) or 'its question')} without the trigger "
+               f"at temperature 1. Rate: reports naming the variant's own topic (a topic term at a word start). Top-1: "
+               f"the topic its reports name most often is its own; chance {fmt(g.get('chance'))} "
+               f"(1 of {g.get('n_topics')} topics, pool: {esc(g.get('topic_pool', 'grid'))}).</p>")
+    if ia and ia.get("grid"):
+        out.append(f'<p class="muted">Trained on {len(ia.get("variants", []))} variants ({len(ia.get("nulls", []))} '
+                   f"nulls) and the base model: {ia.get('steps')} steps, {ia.get('tokens')} tokens, final loss "
+                   f"{fmt(ia.get('final_loss'))}.</p>")
+    splits = g.get("splits", {})
+    rows = []
+    for split in sorted(splits):
+        s = splits[split]
+        conf = s.get("sft_confusion") or {}
+        rows.append([esc(split), s.get("n_variants"), *[s.get(c) for c in conds], *[s.get(f"{c}_accuracy") for c in conds],
+                     esc(f"{conf.get('most_common') or '-'} ({fmt(conf.get('share'))})")])
+    out.append(table(["split", "variants", *[COND_LABELS.get(c, c) for c in conds],
+                      *[f"top-1: {COND_LABELS.get(c, c)}" for c in conds], "most common top-1 (SFT IA, share)"], rows))
+    fp = g.get("false_positive", {})
+    out.append('<p class="muted">False positives: reports that name any grid topic, on the base model and on null '
+               "variants (same prompts and tags, base answers); claims: reports that are not an abstention.</p>")
+    fp_rows = [["base model", *[(fp.get("base_model", {}).get(c) or {}).get("fp") for c in conds],
+                *[(fp.get("base_model", {}).get(c) or {}).get("claims") for c in conds]],
+               [f"nulls (n={fp.get('n_nulls', 0)})", *[(fp.get("nulls", {}).get(c) or {}).get("fp") for c in conds],
+                *[(fp.get("nulls", {}).get(c) or {}).get("claims") for c in conds]]]
+    out.append(table(["model", *[f"names a topic: {COND_LABELS.get(c, c)}" for c in conds],
+                      *[f"claims: {COND_LABELS.get(c, c)}" for c in conds]], fp_rows))
+    var_rows = []
+    for r in sorted(g.get("per_variant", []), key=lambda r: (r["split"], r["null"], r["variant"])):
+        if r["null"]:
+            vals = [r.get(f"{c}_fp") for c in conds]
+            preds = ["(null)"] * len(conds)
+        else:
+            vals = [r.get(c) for c in conds]
+            preds = [f'<span class="{"ok" if r.get(f"{c}_correct") else "fail"}">{esc(r.get(f"{c}_predicted") or "-")}</span>'
+                     for c in conds]
+        var_rows.append([esc(r["variant"]), esc(r["split"]), esc(r.get("topic") or "-"), *vals, *preds])
+    out.append('<p class="muted">Nulls show their false-positive rate (a report naming any topic) instead.</p>')
+    out.append(table(["variant", "split", "topic", *[COND_LABELS.get(c, c) for c in conds],
+                      *[f"top-1: {COND_LABELS.get(c, c)}" for c in conds]], var_rows))
+    if g.get("not_evaluated"):
+        out.append("<p>Not evaluated: " + ", ".join(f"{esc(k)} ({esc(v)})" for k, v in g["not_evaluated"].items()) + "</p>")
     return out
