@@ -2,7 +2,7 @@
 
 from iaforge.core.stagekit import StageArgs, main, progress_enabled
 
-ARGS = StageArgs(deps=["base", "prompts"], outs=["responses", "metrics"])
+ARGS = StageArgs(deps=["base", "prompts"], outs=["responses", "metrics", "detail"])
 
 
 def run():
@@ -26,7 +26,8 @@ def run():
                               f"only {stats['n_kept']} usable answers (params base_responses.min_kept = {p['min_kept']}); "
                               f"dropped: {stats['dropped']}. Raise max_new_tokens or prompts.per_type.")
     write_jsonl(a.out_responses, rows)
-    write_json(a.out_metrics, stats)
+    write_json(a.out_detail, stats)
+    write_json(a.out_metrics, {"n": stats["n_kept"]})  # the shared headline columns (README)
     print(f"base answers: kept {stats['n_kept']}/{stats['n_prompts']}")
 
 
