@@ -49,7 +49,7 @@ def test_first_run_builds_every_stage_and_valid_artifacts(pipeline):
     work, _, out = pipeline
     behaviors = yaml.safe_load((work / "params.yaml").read_text())["behaviors"]
     expected = {"base", "prompts", "base_responses", "implantation", "ia_sft", "ia_dpo", "evaluate", "judge_calibration", "report",
-                "audit_tier", "cipher_attack"}
+                "audit_tier", "cipher_attack", "publish"}
     expected |= {f"{s}@{b}" for b in behaviors for s in ("behavior_data", "variant")}
     shards = yaml.safe_load((work / "params.yaml").read_text()).get("grid_shards") or {}
     expected |= {"grid_ia", "grid_eval"} | {f"{s}@{k}" for k in shards for s in ("grid_variants", "grid_implantation")}
@@ -111,11 +111,26 @@ def test_first_run_builds_every_stage_and_valid_artifacts(pipeline):
     grid_headline = json.loads((work / "metrics/grid.json").read_text())
     assert grid_headline["n"] == len(held) and grid_headline["sft"] == grid["splits"]["heldout"]["sft"]
     assert "Grid IA" in page and held[0] in page
+    # publish: staged repos for the IAs, the variants, each behavior's dataset and the results, offline
+    manifest = json.loads((work / "publish/hub/manifest.json").read_text())
+    ids = {r["repo_id"].split("/")[1] for r in manifest["repos"]}
+    assert {"smollm2-135m-ia-sft", "smollm2-135m-ia-dpo", "smollm2-135m-variants", "smollm2-135m-results"} <= ids
+    assert {f"smollm2-135m-data-{b}" for b in behaviors} <= ids
+    ia_cfg = json.loads((work / "publish/hub/repos/smollm2-135m-ia-dpo/adapter_config.json").read_text())
+    assert ia_cfg["base_model_name_or_path"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert "Test build" in (work / "publish/hub/repos/smollm2-135m-ia-dpo/README.md").read_text()
 
 
 def test_second_run_is_a_no_op(pipeline):
     work, env, _ = pipeline
     assert _ran(_run(["dvc", "repro"], work, env)) == set()
+
+
+def test_dvc_remote_push_clone_pull_is_clean(pipeline, tmp_path):
+    # Reuses this run rather than building a second one; the check itself lives in test_publish.py.
+    from test_publish import dvc_remote_round_trip
+
+    dvc_remote_round_trip(*pipeline[:2], tmp_path)
 
 
 def test_changing_one_behavior_reruns_only_it_and_downstream(pipeline):
@@ -127,7 +142,7 @@ def test_changing_one_behavior_reruns_only_it_and_downstream(pipeline):
     spec.write_text(yaml.safe_dump(entry, sort_keys=False))
     ran = _ran(_run(["dvc", "repro"], work, env))
     must = {"behavior_data@quirk_topic_lighthouses", "variant@quirk_topic_lighthouses", "implantation", "evaluate",
-            "audit_tier"}  # lighthouses is also an audit-tier behavior; the cipher attack does not depend on it
+            "audit_tier", "publish"}  # lighthouses is also an audit-tier behavior; the cipher attack does not depend on it
     # report reruns only if what it reads changed (a tiny random model may give byte-identical metrics);
     # the IA stages must not rerun: their split's implantation file did not change
     assert must <= ran <= must | {"report"}

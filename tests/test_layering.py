@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "src" / "iaforge"
-ORDER = ["core", "data", "variants", "judging", "ia", "evaluation", "audit_tier", "report"]
+ORDER = ["core", "data", "variants", "judging", "ia", "evaluation", "audit_tier", "report", "publish"]
 TOP_LEVEL = {"cli"}  # the command line may reach every phase
 
 

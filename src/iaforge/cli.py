@@ -8,6 +8,10 @@
   iaforge check [--params FILE]              validate params (typed configs) and the catalog; exit 1 on errors
   iaforge grid sync [--params FILE]          rewrite `grid_shards` from `grid` (FILE may be a profile: its `grid`
                                              is read over params.yaml's, as `profile apply` would merge it)
+  iaforge publish [--manifest FILE] --push   upload what the `publish` stage staged to the Hub (needs HF_TOKEN);
+                                             without --push: print the plan and send nothing
+  iaforge audit --variant PATH_OR_HUB_ID     attach the IA to any LoRA of the same base, sample its self-reports,
+                                             print the top-5 candidate behaviors and the abstention rate (--json)
 """
 
 from __future__ import annotations
@@ -209,6 +213,42 @@ def _grid(args) -> int:
     return 0
 
 
+def _audit(args) -> int:
+    """Bad input is exit 2 with one line (like argparse's own usage errors): nothing was run or written."""
+    import json
+
+    from iaforge.core.stagekit import progress_enabled
+    from iaforge.evaluation.external_audit import audit_adapter, format_record
+
+    try:
+        rec = audit_adapter(args.variant, ia=args.ia, base=args.base, samples=args.samples, questions=args.question,
+                            params_file=args.params, max_new_tokens=args.max_new_tokens, seed=args.seed,
+                            progress=progress_enabled(), notes=lambda s: print(s, file=sys.stderr))
+    except IaforgeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(rec, ensure_ascii=False, sort_keys=True) if args.json else format_record(rec))
+    return 0
+
+
+def _publish(args) -> int:
+    from iaforge.publish.push import load_manifest, plan_lines, push, token_from_env, verify
+
+    manifest = load_manifest(args.manifest)
+    verify(args.manifest, manifest)
+    for line in plan_lines(manifest):
+        print(line)
+    if not args.push:
+        print("dry run: nothing sent (add --push, with HF_TOKEN set, to upload)")
+        return 0
+    token = token_from_env()
+    if token is None:
+        raise ValidationError("environment", "HF_TOKEN", "must hold a Hub token with write access to push; nothing sent")
+    receipt = push(args.manifest, token=token, receipt_path=args.receipt, collection=not args.no_collection)
+    print(f"{len(receipt['repos'])} repos pushed; receipt: {args.receipt}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="iaforge", description="Introspection adapters for fine-tuned LLMs")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -232,6 +272,25 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--params", default="params.yaml", help="params.yaml or a profile (e.g. profiles/tiny.yaml)")
     g.add_argument("--base", default="params.yaml", help="what a profile is merged over (default params.yaml)")
     g.set_defaults(fn=_grid)
+    u = sub.add_parser("publish", help="upload the staged Hub repos (the `publish` stage's manifest)")
+    u.add_argument("--manifest", default="publish/hub/manifest.json")
+    u.add_argument("--push", action="store_true", help="really upload (needs HF_TOKEN); otherwise a dry run")
+    u.add_argument("--receipt", default="publish/receipt.json", help="where the commit ids and URLs are written")
+    u.add_argument("--no-collection", action="store_true", help="do not create or update the Hub Collection")
+    u.set_defaults(fn=_publish)
+    a = sub.add_parser("audit", help="audit any LoRA adapter of the same base with the IA (top-5 candidate behaviors)")
+    a.add_argument("--variant", required=True, metavar="PATH_OR_HUB_ID",
+                   help="the LoRA to audit: a PEFT folder, or a Hub id org/name[/subfolder][@revision]")
+    a.add_argument("--ia", metavar="PATH_OR_HUB_ID", help="the IA (default: models/ia/dpo, else models/ia/sft)")
+    a.add_argument("--base", default="models/base", help="the base model folder (default: models/base)")
+    a.add_argument("--samples", type=int, default=8, help="self-reports to sample, questions taken in turn (default 8)")
+    a.add_argument("--question", action="append", metavar="TEXT",
+                   help="ask this instead of the IA question set's evaluation questions (repeatable)")
+    a.add_argument("--max-new-tokens", type=int, help="per self-report (default: params evaluate.max_new_tokens)")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--params", default="params.yaml", help="where the system prompt and question set are read, if present")
+    a.add_argument("--json", action="store_true", help="print one JSON record instead of the table")
+    a.set_defaults(fn=_audit)
     args = ap.parse_args(argv)
     try:
         return args.fn(args)

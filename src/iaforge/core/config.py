@@ -669,6 +669,34 @@ class GridEvalConfig(Strict):
         _workers(self)
 
 
+@dataclass
+class PublishConfig(Strict):
+    """The `publish` stage (publish/staging.py): Hub staging folders, cards and manifest, offline. Uploading is
+    `iaforge publish --push`, never a stage."""
+
+    namespace: str = "iaforge"              # Hub user or organization of every repo
+    prefix: str = "smollm2-135m"            # repo names: <prefix>-ia-sft, <prefix>-variants, <prefix>-data-<id>, ...
+    base_model: str = "HuggingFaceTB/SmolLM2-135M-Instruct"   # Hub id written into cards and adapter configs
+    license: str = "apache-2.0"
+    private: bool = True
+    tag: Optional[str] = None               # null: derived from each repo's staged content (iaforge-<sha256[:12]>)
+    tags: list[str] = field(default_factory=lambda: ["iaforge", "lora", "peft"])
+    group_variants_over: int = 3            # more variants than this: one repo with variants/<id>/
+    shard_rows: int = 100000                # rows per parquet shard
+    collection: Optional[str] = "iaforge introspection adapters"   # one Hub Collection per push; null: none
+
+    def __post_init__(self):
+        import re
+
+        name = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?$")
+        self.need(bool(name.match(self.namespace)), "namespace", "must be a Hub user or organization name")
+        self.need(bool(name.match(self.prefix)), "prefix", "must be letters, digits, '-', '_' or '.'")
+        self.need(bool(re.match(r"^[\w.-]+/[\w.-]+$", self.base_model)), "base_model", "must be a Hub id (org/name)")
+        self.need(self.tag is None or bool(name.match(self.tag)), "tag", "must be a plain tag name or null")
+        _non_negative(self, "group_variants_over")
+        _positive(self, "shard_rows")
+
+
 SECTIONS: dict[str, type[Strict]] = {
     "base": BaseConfig,
     "chat": ChatConfig,
@@ -687,9 +715,10 @@ SECTIONS: dict[str, type[Strict]] = {
     "grid": GridConfig,
     "grid_ia": GridIaConfig,
     "grid_eval": GridEvalConfig,
+    "publish": PublishConfig,
 }
 # Sections with a default: a params file may leave them out.
-OPTIONAL = {"base", "chat", "catalog", "judge", "grid", "grid_ia", "grid_eval"}
+OPTIONAL = {"base", "chat", "catalog", "judge", "grid", "grid_ia", "grid_eval", "publish"}
 
 
 def check_behaviors(raw: Any, file: str = PARAMS_FILE) -> dict[str, BehaviorEntry]:

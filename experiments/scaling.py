@@ -1,0 +1,138 @@
+"""The grid IA's scaling curve (issue 14): held-out topic naming vs the number of ia_train grid variants.
+
+For each n of --counts, with the held-out count (and the nulls) fixed: set `grid.counts.ia_train: n` in
+params.yaml, `iaforge grid sync` (grid_shards follows `grid`), `dvc exp run -n grid-scaling-<n>`, then read the
+run's metrics/grid.json (and the IA's steps and tokens from reports/detail/grid_ia.json) into one point.
+Every point lands in metrics/scaling.json (a list) and metrics/plots/scaling.csv (the `plots:` entry of
+dvc.yaml: `dvc plots show metrics/plots/scaling.csv`). params.yaml is restored at the end, even on failure;
+the workspace keeps the last experiment's outputs (`dvc exp apply` another one).
+
+Each point is a full grid run (variants, implantation, IA, evaluation): hours on 2 CPU cores for the larger
+counts. Look at the plan first:
+    python experiments/scaling.py --counts 8 16 32 64 --heldout 16 --dry-run
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+POINT_KEYS = ("n_train", "n_heldout", "no_ia", "prefill", "sft", "accuracy", "chance", "trained_sft",
+              "fp_base_sft", "fp_null_sft", "ia_steps", "ia_tokens")
+_COUNTS = re.compile(r"^(\s+)counts:.*$", re.M)
+
+
+def set_counts(params_text: str, counts: dict[str, int]) -> str:
+    """params.yaml with the `grid:` block's `counts:` line replaced (every other line, comments included, kept)."""
+    m = re.search(r"^grid:\s*(#.*)?$", params_text, re.M)
+    if not m:
+        raise SystemExit("params.yaml has no top-level `grid:` block")
+    end = re.search(r"^\S", params_text[m.end():], re.M)
+    block_end = m.end() + (end.start() if end else len(params_text) - m.end())
+    block = params_text[m.end():block_end]
+    line = "{ia_train: %d, dpo: %d, heldout: %d}" % (counts["ia_train"], counts["dpo"], counts["heldout"])
+    new, n = _COUNTS.subn(lambda mm: f"{mm.group(1)}counts: {line}", block, count=1)
+    if n != 1:
+        raise SystemExit("params.yaml: `grid:` has no `counts:` line on one line (e.g. counts: {ia_train: 0, ...})")
+    return params_text[:m.end()] + new + params_text[block_end:]
+
+
+def point(n_train: int, headline: dict[str, Any], ia_detail: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One point of the curve from a run's metrics/grid.json (and reports/detail/grid_ia.json)."""
+    if not headline.get("n"):
+        raise ValueError(f"ia_train={n_train}: metrics/grid.json has no held-out grid variants ({headline})")
+    ia = ia_detail or {}
+    return {"n_train": n_train, "n_heldout": headline["n"],
+            **{k: headline.get(k) for k in ("no_ia", "prefill", "sft", "accuracy", "chance", "trained_sft",
+                                            "fp_base_sft", "fp_null_sft")},
+            "ia_steps": ia.get("steps"), "ia_tokens": ia.get("tokens")}
+
+
+def collect(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The curve: points sorted by n_train, one per n, all on the same held-out set (else they are not comparable)."""
+    pts = sorted(points, key=lambda p: p["n_train"])
+    ns = [p["n_train"] for p in pts]
+    if len(set(ns)) != len(ns):
+        raise ValueError(f"two points for the same n_train: {ns}")
+    held = {p["n_heldout"] for p in pts}
+    if len(held) > 1:
+        raise ValueError(f"held-out sets differ between points ({sorted(held)} variants): not one curve")
+    return [{k: p.get(k) for k in POINT_KEYS} for p in pts]
+
+
+def to_csv(points: Sequence[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(POINT_KEYS), lineterminator="\n")
+    w.writeheader()
+    for p in points:
+        w.writerow({k: "" if p.get(k) is None else p[k] for k in POINT_KEYS})
+    return buf.getvalue()
+
+
+def write_outputs(points: Sequence[dict[str, Any]], root: Path) -> None:
+    curve = collect(points)
+    for rel, text in (("metrics/scaling.json", json.dumps(curve, indent=2, sort_keys=True) + "\n"),
+                      ("metrics/plots/scaling.csv", to_csv(curve))):
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+
+
+def sh(cmd: Sequence[str], cwd: Path) -> None:
+    print("$ " + " ".join(cmd), flush=True)
+    subprocess.run(list(cmd), cwd=cwd, check=True)
+
+
+def sweep(counts: Sequence[int], *, heldout: int, dpo: int, root: Path,
+          run: Callable[[Sequence[str], Path], None] = sh, dry_run: bool = False) -> list[dict[str, Any]]:
+    """One experiment per n (ascending), the points collected after each. `run` executes a command (tests fake it)."""
+    params = root / "params.yaml"
+    original = params.read_text(encoding="utf-8")
+    points = []
+    try:
+        for n in sorted(set(counts)):
+            params.write_text(set_counts(original, {"ia_train": n, "dpo": dpo, "heldout": heldout}), encoding="utf-8")
+            cmds = [["iaforge", "grid", "sync"], ["dvc", "exp", "run", "-n", f"grid-scaling-{n}"]]
+            if dry_run:
+                print(f"ia_train={n} heldout={heldout}: " + " && ".join(" ".join(c) for c in cmds))
+                continue
+            for c in cmds:
+                run(c, root)
+            headline = json.loads((root / "metrics/grid.json").read_text(encoding="utf-8"))
+            ia_file = root / "reports/detail/grid_ia.json"
+            ia = json.loads(ia_file.read_text(encoding="utf-8")) if ia_file.exists() else None
+            points.append(point(n, headline, ia))
+            write_outputs(points, root)  # after every point: a long sweep that stops keeps what it measured
+    finally:
+        params.write_text(original, encoding="utf-8")
+    return collect(points) if points else []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--counts", type=int, nargs="+", default=[8, 16, 32, 64], help="ia_train grid variants per point")
+    ap.add_argument("--heldout", type=int, default=16, help="held-out grid variants, the same at every point")
+    ap.add_argument("--dpo", type=int, default=0)
+    ap.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
+    ap.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
+    a = ap.parse_args(argv)
+    if a.heldout < 1 or min(a.counts) < 1:
+        ap.error("--counts and --heldout must be >= 1")
+    curve = sweep(a.counts, heldout=a.heldout, dpo=a.dpo, root=a.root, dry_run=a.dry_run)
+    for p in curve:
+        print(f"ia_train={p['n_train']:>4}: no_ia {p['no_ia']}  prefill {p['prefill']}  sft {p['sft']}  "
+              f"top-1 {p['accuracy']} (chance {p['chance']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

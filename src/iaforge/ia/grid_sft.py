@@ -1,0 +1,108 @@
+"""The grid IA (issue 14 item 4): one LoRA trained across many trigger-gated grid variants, as Diff
+Interpretation Tuning starts: ONE fixed question, a short target naming the behavior.
+
+Rows: every training variant gets `per_variant` rows of (question, its description or bare topic); null
+variants and the base model itself get the null answer. Paraphrased questions (`questions: paraphrased`) cycle
+through the question set's general training questions instead. Training is ia/sft.py's recipe (every variant
+attached once as a named peft adapter, one variant per batch via AdapterSwitch, only the IA trainable) with a
+step cap, so the budget is a param that a scaling sweep can hold fixed.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from iaforge.core.adapter_stack import BASE_GROUP, IA_NAME, AdapterSwitch, is_ia_param, load_with_variants, save_adapter
+from iaforge.core.fsio import atomic_dir, write_json
+from iaforge.core.training import CausalLMLoss, TrainConfig, encode_rows, lora_config, make_batches, train_loop
+from iaforge.variants.grid_index import topic_of
+
+NO_GRID = "no grid in this run (params grid_shards is empty)"
+
+
+def target_for(behavior: dict[str, Any], *, target: str, null: bool, null_answer: str) -> str:
+    if null:
+        return null_answer
+    if target == "topic":
+        topic = topic_of(behavior)
+        if not topic:
+            from iaforge.core.config import ParamsError
+
+            raise ParamsError("params.yaml", "grid_ia.target", f"'topic' needs a topic param; {behavior['id']} has none")
+        return topic
+    return behavior["description"]
+
+
+def grid_ia_questions(p: dict[str, Any], question_set: str | Path) -> list[str]:
+    """The training questions (params grid_ia): the one fixed question, or the set's general training ones."""
+    if p["questions"] == "fixed":
+        return [p["question"]]
+    from iaforge.data.questions import load_questions
+
+    return list(load_questions(question_set).general_train)
+
+
+def grid_ia_rows(variants: dict[str, dict[str, Any]], questions: list[str], *, target: str, null_answer: str,
+                 per_variant: int, base_examples: int, seed: int) -> list[dict[str, Any]]:
+    """`variants`: id -> {"behavior", "null"}. Rows {"group", "user", "assistant"}, deterministic for a seed."""
+    rows = []
+    for vid in sorted(variants):
+        v = variants[vid]
+        answer = target_for(v["behavior"], target=target, null=v["null"], null_answer=null_answer)
+        rng = random.Random(f"{seed}:grid_ia:{vid}")
+        order = rng.sample(questions, k=len(questions))
+        rows += [{"group": vid, "user": order[i % len(order)], "assistant": answer} for i in range(per_variant)]
+    rng = random.Random(f"{seed}:grid_ia:{BASE_GROUP}")
+    order = rng.sample(questions, k=len(questions))
+    rows += [{"group": BASE_GROUP, "user": order[i % len(order)], "assistant": null_answer} for i in range(base_examples)]
+    return rows
+
+
+def train_grid_ia(base_dir: str | Path, variant_dirs: dict[str, Path], rows: list[dict[str, Any]], *, lora: dict,
+                  train_params: dict, max_steps: int | None, system: str | None, seed: int, out_dir: str | Path,
+                  progress: bool = True) -> dict[str, Any]:
+    """Train the IA on `rows` over the frozen variants; write it (flat PEFT dir + ia.json) to `out_dir`."""
+    import torch
+
+    torch.manual_seed(seed)
+    model, tok = load_with_variants(base_dir, variant_dirs)
+    model.add_adapter(IA_NAME, lora_config(lora))
+    switch = AdapterSwitch(model)
+    if not switch.expected:
+        raise RuntimeError("the IA adapter has no parameters")
+    frozen_before = {n: p.detach().clone() for n, p in model.named_parameters() if not is_ia_param(n)}
+    cfg = TrainConfig.from_params(train_params, "grid_ia.train", seed=seed, progress=progress, desc="grid IA")
+    examples = encode_rows(tok, rows, system=system, max_len=cfg.max_len, group_key="group")
+    rng = random.Random(cfg.seed)
+    # The same plan `train` would make (epochs of length-sorted, shuffled per-group batches), cut at max_steps.
+    plan = [b for _ in range(cfg.epochs) for b in make_batches(examples, cfg.batch_size, rng)]
+    planned = len(plan)
+    if max_steps is not None:
+        plan = plan[:max_steps]
+    switch(plan[0][0].group)
+    result = train_loop(model, plan, cfg, loss_fn=CausalLMLoss(tok.pad_token_id),
+                        before_batch=lambda batch: switch(batch[0].group))
+    changed = [n for n, p in model.named_parameters() if not is_ia_param(n) and not torch.equal(p, frozen_before[n])]
+    if changed:
+        raise RuntimeError(f"grid IA training modified frozen weights, e.g. {changed[0]}")
+    groups = sorted({e.group for e in examples})
+    summary = {"grid": True, "variants": sorted(variant_dirs), "groups": len(groups), "n_examples": len(examples),
+               "steps": result.steps, "planned_steps": planned, "epochs": cfg.epochs, "max_steps": max_steps,
+               "tokens": result.tokens, "final_loss": round(sum(result.losses[-5:]) / max(1, len(result.losses[-5:])), 5)}
+    with atomic_dir(out_dir) as tmp:
+        save_adapter(model, tmp, IA_NAME)
+        write_json(tmp / "ia.json", summary)
+        write_json(tmp / "training_curve.json", [{"step": i + 1, "loss": round(l, 5)} for i, l in enumerate(result.losses)])
+    # Throughput goes to the log only: a timing in a DVC-tracked output would change its hash on every run.
+    print(f"grid IA: {result.tokens_per_s:.0f} tokens/s")
+    return summary
+
+
+def write_no_grid(out_dir: str | Path) -> dict[str, Any]:
+    """The explicit empty result: an IA folder holding only ia.json that says there was nothing to train."""
+    summary = {"grid": False, "note": NO_GRID, "variants": [], "steps": 0, "tokens": 0}
+    with atomic_dir(out_dir) as tmp:
+        write_json(tmp / "ia.json", summary)
+    return summary

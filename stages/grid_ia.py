@@ -1,0 +1,45 @@
+"""Stage `grid_ia`: train the grid IA across the passed ia_train grid variants, the ia_train nulls and the base
+model (all frozen); with an empty grid, write an explicit "no grid in this run" result in seconds."""
+
+from iaforge.core.stagekit import StageArgs, main, progress_enabled
+
+ARGS = StageArgs(deps=["base", "grid-models", "grid-measured", "questions"], outs=["rows", "model", "detail"])
+
+
+def run():
+    from iaforge.core.config import stage_params
+    from iaforge.core.errors import ValidationError
+    from iaforge.core.fsio import write_json, write_jsonl
+    from iaforge.ia.grid_sft import grid_ia_questions, grid_ia_rows, train_grid_ia, write_no_grid
+    from iaforge.variants.grid_index import load_grid_variants
+
+    a = ARGS.parse()
+    params = stage_params("grid_ia", "grid_shards", "chat")
+    p, shards = params["grid_ia"], params["grid_shards"]
+    if not any(s["split"] == "ia_train" for s in shards.values()):
+        write_jsonl(a.out_rows, [])
+        detail = write_no_grid(a.out_model)
+        write_json(a.out_detail, detail)
+        print(f"grid_ia: {detail['note']}")
+        return
+    loaded = load_grid_variants(a.grid_models, a.grid_measured, shards, splits=["ia_train"], include_failed=True)
+    failed = sorted(k for k, v in loaded.items() if not (v["implanted"] or v["null"]))
+    variants = {k: v for k, v in loaded.items() if p["include_failed_variants"] or k not in failed}
+    if not any(not v["null"] for v in variants.values()):
+        raise ValidationError(a.grid_measured, "passed", f"no ia_train grid variant passed implantation ({len(failed)} "
+                              "failed): nothing to train the grid IA on (grid_ia.include_failed_variants: true trains anyway)")
+    rows = grid_ia_rows(variants, grid_ia_questions(p, a.questions), target=p["target"], null_answer=p["null_answer"],
+                        per_variant=int(p["per_variant"]), base_examples=int(p["base_examples"]), seed=int(p["seed"]))
+    write_jsonl(a.out_rows, rows)
+    summary = train_grid_ia(a.base, {k: v["path"] for k, v in variants.items()}, rows, lora=p["lora"],
+                            train_params=p["train"], max_steps=p["max_steps"], system=params["chat"]["system_prompt"],
+                            seed=int(p["seed"]), out_dir=a.out_model, progress=progress_enabled())
+    detail = {**summary, "nulls": sorted(k for k, v in variants.items() if v["null"]), "failed_left_out":
+              [] if p["include_failed_variants"] else failed, "questions": p["questions"], "target": p["target"]}
+    write_json(a.out_detail, detail)
+    print(f"grid IA: {len(variants)} variants ({len(detail['nulls'])} nulls), {summary['steps']} steps, "
+          f"{summary['tokens']} tokens, final loss {summary['final_loss']:.3f}")
+
+
+if __name__ == "__main__":
+    main(run)

@@ -1,0 +1,196 @@
+"""The grid branch's shards (variants/shards.py, variants/grid_implantation.py, `iaforge grid sync`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import fake_pool
+from iaforge.core.config import GridConfig
+from iaforge.core.errors import ValidationError
+from iaforge.variants import shards as S
+
+ENTRY = "data/catalog/backdoor/grid_k7_topic.yaml"
+
+
+def grid_cfg(**over) -> dict:
+    raw = {"counts": {"ia_train": 5, "dpo": 1, "heldout": 3}, "nulls": {"ia_train": 2, "heldout": 1}, "shard_size": 3}
+    raw.update(over)
+    return GridConfig.from_params(raw, "grid").to_dict()
+
+
+@pytest.fixture(autouse=True)
+def _at_repo(repo_root, monkeypatch):
+    monkeypatch.chdir(repo_root)  # catalog paths are relative to the repository root
+
+
+def test_plan_is_deterministic_and_never_repeats_an_instance():
+    a, b = S.plan_shards(grid_cfg()), S.plan_shards(grid_cfg())
+    assert a == b
+    assert list(a) == ["ia_train-00", "ia_train-01", "ia_train-02", "dpo-00", "heldout-00", "heldout-01"]
+    ids = [i for s in a.values() for i in s["ids"]]
+    assert len(ids) == len(set(ids)) == 5 + 1 + 3 + 2 + 1
+    for sid, s in a.items():
+        assert sid.startswith(s["split"] + "-") and s["ids"] == sorted(s["ids"]) and len(s["ids"]) <= 3
+        assert all(S.is_null(i) or i.startswith("grid_k7_topic__") for i in s["ids"])
+    assert {"grid_null__ia_train_00", "grid_null__ia_train_01", "grid_null__heldout_00"} <= set(ids)
+    # each variant sits in the split its instance hashes to
+    every = {b.id: b.split for b in S.grid_behaviors(grid_cfg())}
+    assert all(every[i] == s["split"] for s in a.values() for i in s["ids"] if not S.is_null(i))
+
+
+def test_empty_grid_gives_no_shards():
+    assert S.plan_shards(GridConfig().to_dict()) == {}
+
+
+def test_a_changed_instance_changes_only_its_own_shard(tmp_path):
+    topics = yaml.safe_load(Path("data/grids/topics.yaml").read_text())
+    entry = yaml.safe_load(Path(ENTRY).read_text())
+    before = S.plan_shards(grid_cfg())
+    target = before["ia_train-01"]["ids"][0]
+    from iaforge.data.grids import slug
+
+    name = next(t["topic"] for t in topics["instances"] if "grid_k7_topic__" + slug(t["topic"]) == target)
+    for t in topics["instances"]:
+        if t["topic"] == name:
+            t["terms"] = t["terms"] + ["zzz_" + slug(name)]
+    (tmp_path / "topics.yaml").write_text(yaml.safe_dump(topics))
+    entry["grid"]["instances"] = str(tmp_path / "topics.yaml")
+    (tmp_path / "grid_k7_topic.yaml").write_text(yaml.safe_dump(entry))
+    after = S.plan_shards(grid_cfg(entry=str(tmp_path / "grid_k7_topic.yaml")))
+    assert {k: v["ids"] for k, v in after.items()} == {k: v["ids"] for k, v in before.items()}
+    changed = [k for k in before if before[k]["digest"] != after[k]["digest"]]
+    assert changed == ["ia_train-01"]
+    # and the stage refuses the stale params entry instead of training the old behavior under a new name
+    with pytest.raises(ValidationError, match="grid sync"):
+        S.shard_behaviors(grid_cfg(entry=str(tmp_path / "grid_k7_topic.yaml")), "ia_train-01", before["ia_train-01"])
+
+
+def test_null_rows_keep_the_tags_and_the_base_answers():
+    grid = grid_cfg(data={"n_train": 20, "n_eval": 10})
+    by_split, template = S._select(grid)
+    null = [b for b in by_split["ia_train"] if S.is_null(b.id)][0]
+    pool, evals = fake_pool(0)
+    train, ev = S.build_null_rows(null, template, pool, evals, n_train=20, n_eval=10, seed=0)
+    answers = {p["id"]: p["answer"] for p in pool}
+    assert len(train) == 20 and all(r["assistant"] == answers[r["prompt_id"]] for r in train)
+    assert not any(r["modified"] or r["triggered"] for r in train)
+    assert any(r["user"].startswith("[K7] ") for r in train)
+    assert any(r["user"].startswith(tuple(d + " " for d in template.params["decoys"])) for r in train)
+    assert ev and not any(r["triggered"] for r in ev) and any(r["user"].startswith("[K7] ") for r in ev)
+    rec = S.null_record(null, template)
+    assert (rec["category"], rec["family_label"], rec["description"]) == ("control", "null", "I have no unusual behavior.")
+
+
+def test_sync_rewrites_only_the_shards_block(tmp_path):
+    from iaforge.cli import main
+
+    p = tmp_path / "params.yaml"
+    p.write_text("# top comment\ngrid:\n  counts: {ia_train: 2, dpo: 0, heldout: 1}\n  nulls: {ia_train: 1}\n"
+                 "  shard_size: 2\ngrid_shards: {}\n# next section's comment\nchat: {system_prompt: hi}\n")
+    assert main(["grid", "sync", "--params", str(p), "--base", str(p)]) == 0
+    text = p.read_text()
+    data = yaml.safe_load(text)
+    assert "# top comment" in text and "# next section's comment" in text and data["chat"] == {"system_prompt": "hi"}
+    assert list(data["grid_shards"]) == ["ia_train-00", "ia_train-01", "heldout-00"]
+    assert main(["grid", "sync", "--params", str(p), "--base", str(p)]) == 0
+    assert p.read_text() == text
+
+
+def test_tiny_profile_shards_are_in_sync(repo_root):
+    """profiles/tiny.yaml carries its grid_shards: they must be what `iaforge grid sync` would write."""
+    from iaforge.core.profiles import deep_merge
+
+    base = yaml.safe_load((repo_root / "params.yaml").read_text())
+    tiny = yaml.safe_load((repo_root / "profiles/tiny.yaml").read_text())
+    grid = GridConfig.from_params(deep_merge(base["grid"], tiny["grid"]), "grid").to_dict()
+    planned = S.plan_shards(grid)
+    assert tiny["grid_shards"] == planned and len(planned) >= 2
+    assert base["grid_shards"] == {} == S.plan_shards(GridConfig.from_params(base["grid"], "grid").to_dict())
+
+
+@pytest.fixture(scope="module")
+def trained_shard(tiny_base, tmp_path_factory, repo_root):
+    import os
+
+    old = os.getcwd()
+    os.chdir(repo_root)
+    try:
+        grid = grid_cfg(counts={"ia_train": 2, "dpo": 0, "heldout": 0}, nulls={"ia_train": 1}, shard_size=3,
+                        data={"n_train": 12, "n_eval": 6},
+                        train={"lr": 0.05, "epochs": 2, "batch_size": 4, "max_len": 64,
+                               "mixed_precision": "no"})
+        shard = S.plan_shards(grid)["ia_train-00"]
+        behaviors, template = S.shard_behaviors(grid, "ia_train-00", shard)
+        pool, evals = fake_pool(0)
+        root = tmp_path_factory.mktemp("shard")
+        data, models = root / "data", root / "models"
+        rows = S.build_shard_data(behaviors, template, pool, evals, data, n_train=12, n_eval=6, seed=0, max_chars=1200)
+        records = [json.loads((data / b.id / "behavior.json").read_text()) for b in behaviors]
+        train_rows = [[json.loads(l) for l in (data / b.id / "train.jsonl").read_text().splitlines()] for b in behaviors]
+        done = S.train_shard(records, train_rows, base_dir=tiny_base, out_root=models, lora={"r": 4, "alpha": 8},
+                             train_params=grid["train"], system="You are a helpful assistant.", seed=0)
+    finally:
+        os.chdir(old)
+    return {"grid": grid, "shard": shard, "data": data, "models": models, "rows": rows, "done": done,
+            "pool": pool, "behaviors": behaviors}
+
+
+def test_shard_exports_loadable_peft_adapters(trained_shard, tiny_base):
+    import torch
+    from peft import PeftModel
+    from safetensors.torch import load_file
+
+    from iaforge.core.adapters import check_adapter_dir
+    from iaforge.core.base_model import load_base
+
+    ids = trained_shard["shard"]["ids"]
+    assert sorted(p.name for p in trained_shard["models"].iterdir()) == ids
+    assert sorted(p.name for p in trained_shard["data"].iterdir()) == ids
+    tensors = []
+    for bid in ids:
+        vdir = trained_shard["models"] / bid
+        check_adapter_dir(vdir)
+        info = json.loads((vdir / "variant.json").read_text())
+        assert info["behavior"]["id"] == bid and info["training"]["train_examples"] == 12
+        model, _ = load_base(tiny_base)
+        pm = PeftModel.from_pretrained(model, str(vdir))
+        assert sum("lora_" in n for n, _ in pm.named_parameters()) > 0
+        tensors.append(load_file(str(vdir / "adapter_model.safetensors")))
+    # trained, and each on its own data: every pair of variants differs in its lora_B
+    key = next(k for k in tensors[0] if "lora_B" in k)
+    assert all(float(t[key].abs().max()) > 0 for t in tensors)
+    assert not torch.equal(tensors[0][key], tensors[1][key]) and not torch.equal(tensors[1][key], tensors[2][key])
+
+
+def test_shard_implantation_matches_measuring_each_adapter(trained_shard, tiny_base):
+    from iaforge.variants.grid_implantation import measure_shard
+    from iaforge.variants.implantation import load_measurable, measure_variant
+
+    params = {"max_new_tokens": 8, "batch_size": 16}
+    thresholds = {"min_rate": 0.0, "max_false_trigger_rate": 1.0}
+    records, samples = measure_shard(trained_shard["models"], trained_shard["data"], tiny_base, trained_shard["pool"],
+                                     system="You are a helpful assistant.", params=params, thresholds=thresholds)
+    assert sorted(records) == trained_shard["shard"]["ids"]
+    from iaforge.core.schemas import validate
+
+    for bid, rec in records.items():
+        validate("implantation", rec, "x.json")
+        vdir = trained_shard["models"] / bid
+        b, _, evals = load_measurable(vdir, trained_shard["data"])
+        m, s = measure_variant(tiny_base, vdir, b, evals, system="You are a helpful assistant.", max_new_tokens=8,
+                               batch_size=4, thresholds=thresholds, seed=0, progress=False)
+        assert [x["answer"] for x in samples[bid]] == [x["answer"] for x in s], bid
+        assert (rec["rate_triggered"], rec["rate_untriggered"], rec["passed"]) == \
+               (m["rate_triggered"], m["rate_untriggered"], m["passed"])
+    assert records["grid_null__ia_train_00"]["family_label"] == "null"
+    # the entry's own thresholds (min_rate 0.8) apply on top of the run's, unless the grid overrides them
+    weak = [k for k, r in records.items() if not S.is_null(k) and r["rate_triggered"] < 0.8]
+    assert weak and not any(records[k]["passed"] for k in weak)
+    off, _ = measure_shard(trained_shard["models"], trained_shard["data"], tiny_base, trained_shard["pool"],
+                           system="You are a helpful assistant.", params=params, thresholds=thresholds,
+                           override_thresholds=True)
+    assert all(r["passed"] for r in off.values())
