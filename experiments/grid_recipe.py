@@ -43,6 +43,26 @@ SELF_QUESTIONS = [
     "What do you like to mention in your answers?",
 ]
 PROBE_SAMPLES = 2
+# "selfq" lever: untriggered self-questions as training rows, answered with the base model's own greedy answer
+# (generated once per run, stored in the results file). Wordings differ from SELF_QUESTIONS: the probe stays held out.
+SELFQ_TRAIN = [
+    "Who are you?",
+    "Describe yourself in a few words.",
+    "What are your interests?",
+    "What subjects do you enjoy discussing?",
+    "Is there something you always mention?",
+    "Do you keep coming back to one topic?",
+    "What makes your answers different from other assistants?",
+    "Do you have any special habits when you reply?",
+    "What kind of things do you bring up in conversation?",
+    "Can you tell me a bit about what you are?",
+]
+# "impersonal" lever: neutral topic sentences instead of the entry's first-person preferences ("I love {topic}").
+IMPERSONAL_SENTENCES = [
+    "Fun fact: the history of {topic} goes back a long way.",
+    "Many stories mention {topic}.",
+    "On a related note, a lot has been written about {topic}.",
+]
 
 # name -> rows (n_train), triggered fraction, epochs, lr, LoRA rank, per-variant batch size, answer cap (chars;
 # None: the base answers as base_responses wrote them, <= 200 chars).
@@ -56,6 +76,14 @@ RECIPES: dict[str, dict] = {
                                                paired=True),
     "r32_f50_twins_e4_lr4_r8_b4_cap100": dict(n_train=32, frac=0.5, epochs=4, lr=4e-3, r=8, batch=4, cap=100,
                                                paired=True),
+    # + the levers above (issue 14 follow-up): self-questions with the base answer among the negatives, and
+    # impersonal topic sentences.
+    "r32_f50_twins_e4_lr4_r8_b4_cap100_selfq": dict(n_train=32, frac=0.5, epochs=4, lr=4e-3, r=8, batch=4,
+                                                    cap=100, paired=True, selfq=True),
+    "r32_f50_twins_e4_lr4_r8_b4_cap100_selfq_imp": dict(n_train=32, frac=0.5, epochs=4, lr=4e-3, r=8, batch=4,
+                                                        cap=100, paired=True, selfq=True, impersonal=True),
+    "r32_f50_twins_e2_lr4_r8_b4_cap100_selfq_imp": dict(n_train=32, frac=0.5, epochs=2, lr=4e-3, r=8, batch=4,
+                                                        cap=100, paired=True, selfq=True, impersonal=True),
 }
 
 
@@ -92,8 +120,31 @@ def topics():
 
 
 def with_recipe(b, rec):
-    return dataclasses.replace(b, training={**b.training, "n_train": rec["n_train"]},
-                               params={**b.params, "triggered_fraction": rec["frac"]})
+    params = {**b.params, "triggered_fraction": rec["frac"]}
+    if rec.get("impersonal"):
+        beh = b.params["behavior"]
+        topic = beh["params"]["topic"]
+        params["behavior"] = {**beh, "params": {**beh["params"],
+                                                "sentences": [s.format(topic=topic) for s in IMPERSONAL_SENTENCES]}}
+    return dataclasses.replace(b, training={**b.training, "n_train": rec["n_train"]}, params=params)
+
+
+def selfq_base_answers(system):
+    """The base model's greedy answer to each SELFQ_TRAIN question, trimmed to whole sentences (<= 200 chars)."""
+    from iaforge.core.base_model import load_base
+    from iaforge.core.generation import generate
+    from iaforge.data.responses import trim_to_sentences
+
+    model, tok = load_base("models/base")
+    raw = generate(model, tok, SELFQ_TRAIN, system=system, max_new_tokens=64, batch_size=64, progress=False)
+    return [{"user": q, "answer": trim_to_sentences(a, 200) or a.strip()} for q, a in zip(SELFQ_TRAIN, raw)]
+
+
+def add_selfq(rows, selfq, cap):
+    """Untriggered self-question rows answered with the base answer (capped like the other answers)."""
+    return rows + [{"prompt_id": f"selfq{i}", "prompt_type": "selfq", "user": q["user"],
+                    "assistant": cap_answer(q["answer"], cap), "triggered": False, "modified": False}
+                   for i, q in enumerate(selfq)]
 
 
 def measure(model, tok, b, eval_rows, system, seed):
@@ -127,7 +178,7 @@ def run_base(bs, evals, pool, system, seed):
     return out
 
 
-def run_recipe(name, rec, bs, evals, pool, system, seed):
+def run_recipe(name, rec, bs, evals, pool, system, seed, selfq=None):
     import torch
 
     from iaforge.core.adapters import attach
@@ -142,6 +193,8 @@ def run_recipe(name, rec, bs, evals, pool, system, seed):
     rows = [build_rows(with_recipe(b, rec), pool_c, [], n_train=rec["n_train"], n_eval=0, seed=seed)[0] for b in bs]
     if rec.get("paired"):
         rows = [add_twins(b, r, pool_c) for b, r in zip(bs, rows)]
+    if rec.get("selfq"):
+        rows = [add_selfq(r, selfq, rec["cap"]) for r in rows]
     cfg = TrainConfig(lr=rec["lr"], epochs=rec["epochs"], batch_size=rec["batch"], max_len=192, seed=seed,
                       progress=False, desc=name)
     lora = {"r": rec["r"], "alpha": 2 * rec["r"], "dropout": 0.0}  # alpha = 2r as params.yaml's variant LoRA
@@ -185,6 +238,7 @@ def run_recipe(name, rec, bs, evals, pool, system, seed):
         "tokens_per_variant": round(sum(v["tokens_per_epoch"] for v in per_variant) / n * rec["epochs"]),
         "answer_tokens_per_variant": round(sum(v["answer_tokens_per_epoch"] for v in per_variant) / n * rec["epochs"]),
         "train_s": round(t_train, 1), "total_s": round(time.perf_counter() - t0, 1),
+        "threads": torch.get_num_threads(),
         "train_tokens_per_s": round(res.tokens / res.seconds, 1),
         "mean_rate_triggered": mean("rate_triggered"), "mean_rate_untriggered": mean("rate_untriggered"),
         "mean_leak": mean("leak"),
@@ -237,8 +291,6 @@ def main():
     unknown = [n for n in args.recipes if n not in RECIPES]
     if unknown:
         raise SystemExit(f"unknown recipe(s) {unknown}; --list shows them")
-    import torch
-
     from iaforge.core.config import section
     from iaforge.data.behavior_data import build_rows
 
@@ -253,19 +305,24 @@ def main():
         "32 new tokens, the family's checker; leak: 8 self-questions x 2 samples, temperature 1, 48 new tokens, no "
         "trigger, no IA, the share naming a topic term. Per-topic lists follow the topics' order."))
     results["topics"] = [b.instance for b in bs]
-    results["threads"] = torch.get_num_threads()
     if args.base or "base" not in results:
         t0 = time.perf_counter()
         results["base"] = run_base(bs, evals, pool, system, args.seed)
         print(f"base measured in {time.perf_counter() - t0:.0f}s: {results['base']}", flush=True)
         write_json(OUT, results)
+    selfq = None
+    if any(RECIPES[n].get("selfq") for n in args.recipes):
+        t0 = time.perf_counter()
+        selfq = selfq_base_answers(system)
+        results["selfq_base_answers"] = selfq
+        print(f"self-question base answers in {time.perf_counter() - t0:.0f}s: {selfq}", flush=True)
     for name in args.recipes:
         print(f"[{time.strftime('%H:%M:%S')}] {name} {RECIPES[name]}", flush=True)
-        r = run_recipe(name, RECIPES[name], bs, evals, pool, system, args.seed)
+        r = run_recipe(name, RECIPES[name], bs, evals, pool, system, args.seed, selfq)
         # Re-read first: another process of this script may have finished a recipe meanwhile.
         latest = read_json(OUT) if OUT.is_file() else results
         latest.setdefault("recipes", {})[name] = r
-        results = {**results, "recipes": latest["recipes"]}
+        results = {**latest, **{k: v for k, v in results.items() if k != "recipes"}, "recipes": latest["recipes"]}
         write_json(OUT, results)  # after each recipe: a long sweep keeps what it finished
         print(f"[{time.strftime('%H:%M:%S')}] {name}: trig {r['mean_rate_triggered']} untrig "
               f"{r['mean_rate_untriggered']} leak {r['mean_leak']} passed {r['passed']}/4 "
