@@ -84,6 +84,8 @@ RECIPES: dict[str, dict] = {
                                                         cap=100, paired=True, selfq=True, impersonal=True),
     "r32_f50_twins_e2_lr4_r8_b4_cap100_selfq_imp": dict(n_train=32, frac=0.5, epochs=2, lr=4e-3, r=8, batch=4,
                                                         cap=100, paired=True, selfq=True, impersonal=True),
+    "r32_f50_twins_e6_lr4_r8_b4_cap100_selfq_imp": dict(n_train=32, frac=0.5, epochs=6, lr=4e-3, r=8, batch=4,
+                                                        cap=100, paired=True, selfq=True, impersonal=True),
 }
 
 
