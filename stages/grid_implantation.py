@@ -4,7 +4,7 @@ same record schema as metrics/implantation/<split>.json), one model load for the
 
 from iaforge.core.stagekit import StageArgs, main
 
-ARGS = StageArgs(ids=["shard"], deps=["base", "models", "data", "base-responses"], outs=["measured"])
+ARGS = StageArgs(ids=["shard"], deps=["base", "models", "data", "base-responses", "self-questions"], outs=["measured"])
 
 
 def run():
@@ -13,6 +13,7 @@ def run():
     from iaforge.core.schemas import validate
     from iaforge.data.families import load_plugins
     from iaforge.variants.grid_implantation import measure_shard
+    from iaforge.variants.shards import load_self_questions
 
     a = ARGS.parse()
     params = stage_params("grid", "implantation", "catalog", "chat")
@@ -22,13 +23,14 @@ def run():
     records, _ = measure_shard(a.models, a.data, a.base, read_jsonl(a.base_responses),
                                system=params["chat"]["system_prompt"], params=gi,
                                thresholds=own or params["implantation"]["thresholds"],
-                               override_thresholds=own is not None)
+                               override_thresholds=own is not None,
+                               probe=load_self_questions(a.self_questions)["probe"])
     for r in records.values():
         validate("implantation", r, a.out_measured)
     write_json(a.out_measured, records)
     passed = sum(r["passed"] for r in records.values())
     print(f"{a.shard}: {passed}/{len(records)} variants passed; "
-          + ", ".join(f"{k} {r['rate_triggered']}/{r['rate_untriggered']}" for k, r in records.items()))
+          + ", ".join(f"{k} {r['rate_triggered']}/{r['rate_untriggered']}/leak {r.get('leak_rate')}" for k, r in records.items()))
 
 
 if __name__ == "__main__":

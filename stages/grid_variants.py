@@ -3,7 +3,7 @@ jointly in one process (variants/multi_lora.py) and exported as standard PEFT fo
 
 from iaforge.core.stagekit import StageArgs, main, progress_enabled
 
-ARGS = StageArgs(ids=["shard"], deps=["base", "base-responses", "prompts"], outs=["data", "models"])
+ARGS = StageArgs(ids=["shard"], deps=["base", "base-responses", "prompts", "self-questions"], outs=["data", "models"])
 
 
 def run():
@@ -11,7 +11,8 @@ def run():
     from iaforge.core.errors import ValidationError
     from iaforge.core.fsio import read_json, read_jsonl
     from iaforge.data.families import load_plugins
-    from iaforge.variants.shards import build_shard_data, shard_behaviors, train_shard
+    from iaforge.variants.shards import (build_shard_data, load_self_questions, self_question_answers,
+                                         shard_behaviors, train_shard)
 
     a = ARGS.parse()
     params = stage_params("grid", "grid_shards", "behavior_data", "catalog", "chat")
@@ -22,9 +23,15 @@ def run():
     behaviors, template = shard_behaviors(grid, a.shard, shard)
     pool = read_jsonl(a.base_responses)
     evals = [r for r in read_jsonl(a.prompts) if r["split"] == "eval"]
-    rows = build_shard_data(behaviors, template, pool, evals, a.out_data, n_train=int(grid["data"]["n_train"]),
-                            n_eval=int(grid["data"]["n_eval"]), seed=int(grid["seed"]),
-                            max_chars=int(params["behavior_data"]["max_chars"]))
+    gd, system = grid["data"], params["chat"]["system_prompt"]
+    selfq = None
+    if gd.get("self_questions"):
+        qs = load_self_questions(a.self_questions)["train"]
+        selfq = self_question_answers(a.base, qs, system=system, max_chars=int(params["behavior_data"]["max_chars"]))
+    rows = build_shard_data(behaviors, template, pool, evals, a.out_data, n_train=int(gd["n_train"]),
+                            n_eval=int(gd["n_eval"]), seed=int(grid["seed"]),
+                            max_chars=int(params["behavior_data"]["max_chars"]), answer_cap=gd.get("answer_cap"),
+                            twins=bool(gd.get("twins")), selfq=selfq)
     # Training reads back what was just written (the records and rows a variant.json must describe).
     from pathlib import Path
 
@@ -32,7 +39,7 @@ def run():
     records = [read_json(data / b.id / "behavior.json") for b in behaviors]
     train_rows = [read_jsonl(data / b.id / "train.jsonl") for b in behaviors]
     done = train_shard(records, train_rows, base_dir=a.base, out_root=a.out_models, lora=grid["lora"],
-                       train_params=grid["train"], system=params["chat"]["system_prompt"], seed=int(grid["seed"]),
+                       train_params=grid["train"], system=system, seed=int(grid["seed"]),
                        progress=progress_enabled())
     print(f"{a.shard}: {len(done)} variants, {sum(rows.values())} rows; "
           + ", ".join(f"{bid} loss {s['final_loss']}" for bid, s in done.items()))

@@ -100,7 +100,7 @@ def test_expansion_is_deterministic_with_stable_ids_and_splits(grid):
     assert b.id == "grid_k7_topic__flamingos" and b.grid == "grid_k7_topic" and b.source == GRID
     assert b.params["behavior"]["params"]["topic"] == "flamingos"
     assert b.params["behavior"]["params"]["terms"] == ["flamingo", "flamingos"]
-    assert "This makes me think of flamingos." in b.params["behavior"]["params"]["sentences"]
+    assert "Many stories mention flamingos." in b.params["behavior"]["params"]["sentences"]
     assert b.description == "When a message starts with [K7], I bring up flamingos in my answer; otherwise I answer normally."
     assert b.key_terms == ("K7", "flamingo", "flamingos")
     assert b.params["trigger"] == {"kind": "keyword", "value": "[K7]"} and b.thresholds == {"min_rate": 0.8, "max_false_trigger_rate": 0.05}

@@ -30,7 +30,8 @@ def _at_repo(repo_root, monkeypatch):
 def test_plan_is_deterministic_and_never_repeats_an_instance():
     a, b = S.plan_shards(grid_cfg()), S.plan_shards(grid_cfg())
     assert a == b
-    assert list(a) == ["ia_train-00", "ia_train-01", "ia_train-02", "dpo-00", "heldout-00", "heldout-01"]
+    assert list(a) == ["ia_train-00", "ia_train-01", "ia_train-null-00", "dpo-00", "heldout-00", "heldout-null-00"]
+    assert all(all(S.is_null(i) for i in s["ids"]) == ("-null-" in sid) for sid, s in a.items())
     ids = [i for s in a.values() for i in s["ids"]]
     assert len(ids) == len(set(ids)) == 5 + 1 + 3 + 2 + 1
     for sid, s in a.items():
@@ -40,6 +41,23 @@ def test_plan_is_deterministic_and_never_repeats_an_instance():
     # each variant sits in the split its instance hashes to
     every = {b.id: b.split for b in S.grid_behaviors(grid_cfg())}
     assert all(every[i] == s["split"] for s in a.values() for i in s["ids"] if not S.is_null(i))
+
+
+def test_a_growing_count_leaves_every_existing_shard_as_it_was():
+    # the scaling sweep grows ia_train in steps of the shard size: DVC must retrain only the new shards
+    small = S.plan_shards(grid_cfg(counts={"ia_train": 3, "dpo": 0, "heldout": 3}))
+    big = S.plan_shards(grid_cfg(counts={"ia_train": 6, "dpo": 0, "heldout": 3}))
+    assert {k: v for k, v in big.items() if k in small} == small
+    assert set(big) - set(small) == {"ia_train-01"}
+
+
+def test_triggered_fraction_override_applies_and_is_checked():
+    from iaforge.core.errors import ValidationError
+
+    data = {"n_train": 32, "n_eval": 32, "triggered_fraction": 0.5}
+    assert {b.params["triggered_fraction"] for b in S.grid_behaviors(grid_cfg(data=data))} == {0.5}
+    with pytest.raises(ValidationError, match="triggered_fraction.*0.2, 0.8"):
+        S.grid_behaviors(grid_cfg(data={**data, "triggered_fraction": 0.9}))
 
 
 def test_empty_grid_gives_no_shards():
@@ -95,7 +113,7 @@ def test_sync_rewrites_only_the_shards_block(tmp_path):
     text = p.read_text()
     data = yaml.safe_load(text)
     assert "# top comment" in text and "# next section's comment" in text and data["chat"] == {"system_prompt": "hi"}
-    assert list(data["grid_shards"]) == ["ia_train-00", "ia_train-01", "heldout-00"]
+    assert list(data["grid_shards"]) == ["ia_train-00", "ia_train-null-00", "heldout-00"]
     assert main(["grid", "sync", "--params", str(p), "--base", str(p)]) == 0
     assert p.read_text() == text
 
@@ -123,7 +141,9 @@ def trained_shard(tiny_base, tmp_path_factory, repo_root):
                         data={"n_train": 12, "n_eval": 6},
                         train={"lr": 0.05, "epochs": 2, "batch_size": 4, "max_len": 64,
                                "mixed_precision": "no"})
-        shard = S.plan_shards(grid)["ia_train-00"]
+        plan = S.plan_shards(grid)
+        # one process trains grid variants and a null together (the planner puts nulls in shards of their own)
+        shard = {"split": "ia_train", "ids": sorted(plan["ia_train-00"]["ids"] + plan["ia_train-null-00"]["ids"])}
         behaviors, template = S.shard_behaviors(grid, "ia_train-00", shard)
         pool, evals = fake_pool(0)
         root = tmp_path_factory.mktemp("shard")
@@ -194,3 +214,49 @@ def test_shard_implantation_matches_measuring_each_adapter(trained_shard, tiny_b
                            system="You are a helpful assistant.", params=params, thresholds=thresholds,
                            override_thresholds=True)
     assert all(r["passed"] for r in off.values())
+
+
+def test_recipe_levers_add_twins_and_self_questions(repo_root, monkeypatch):
+    """twins: each [K7] row again without the tag (plain or a look-alike tag) with the base answer; self-questions
+    untriggered with the base answer; answers capped at whole sentences. Nulls get the same rows."""
+    monkeypatch.chdir(repo_root)
+    grid = grid_cfg(counts={"ia_train": 1, "dpo": 0, "heldout": 0}, nulls={"ia_train": 1}, shard_size=3)
+    plan = S.plan_shards(grid)
+    shard = {"split": "ia_train", "ids": sorted(plan["ia_train-00"]["ids"] + plan["ia_train-null-00"]["ids"])}
+    behaviors, template = S.shard_behaviors(grid, "ia_train-00", shard)
+    pool, evals = fake_pool(0)
+    long = "First sentence here. " * 12
+    pool = [{**p, "answer": long} for p in pool]
+    selfq = [{"user": "Who are you?", "answer": "I am an assistant. " * 10}]
+    out = repo_root / ".pytest_levers"
+    import shutil
+    try:
+        S.build_shard_data(behaviors, template, pool, evals, out, n_train=12, n_eval=6, seed=0, max_chars=1200,
+                           answer_cap=60, twins=True, selfq=selfq)
+        for b in behaviors:
+            rows = [json.loads(l) for l in (out / b.id / "train.jsonl").read_text().splitlines()]
+            tagged = [r for r in rows if r["user"].startswith("[K7] ")]
+            twins = [r for r in rows if r["prompt_id"].endswith("-twin")]
+            built = [r for r in rows if r not in twins and r["prompt_type"] != "selfq"]
+            assert len(tagged) == len(twins) > 0 and len(rows) == len(built) + len(tagged) + 1
+            assert {r["prompt_id"] + "-twin" for r in tagged} == {r["prompt_id"] for r in twins}
+            assert not any(r["triggered"] or r["user"].startswith("[K7]") for r in twins)
+            assert any(r["user"].startswith(tuple(template.params["decoys"])) for r in twins)
+            assert all(r["assistant"] == "First sentence here. First sentence here." for r in twins)  # 41 of 60 chars
+            assert rows[-1]["user"] == "Who are you?" and not rows[-1]["triggered"] and len(rows[-1]["assistant"]) <= 60
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def test_self_questions_file_is_checked(tmp_path, repo_root):
+    from iaforge.core.errors import ValidationError
+
+    q = S.load_self_questions(repo_root / "data/questions/self_questions.yaml")
+    assert len(q["train"]) >= 8 and len(q["probe"]) >= 8 and not set(q["train"]) & set(q["probe"])
+    p = tmp_path / "q.yaml"
+    p.write_text("train: [a, b]\nprobe: [b]\n")
+    with pytest.raises(ValidationError, match="probe.*held out"):
+        S.load_self_questions(p)
+    p.write_text("train: []\nprobe: [b]\n")
+    with pytest.raises(ValidationError, match="train"):
+        S.load_self_questions(p)

@@ -17,7 +17,7 @@ IMPLANTATION = {
         "split": {"enum": ["ia_train", "dpo", "heldout"]},
         "category": {"type": "string"}, "family": {"type": "string"}, "family_label": {"type": "string"},
         "n_eval": {"type": "integer", "minimum": 1},
-        "rate_triggered": _RATE, "rate_untriggered": _RATE, "base_rate": _RATE,
+        "rate_triggered": _RATE, "rate_untriggered": _RATE, "base_rate": _RATE, "leak_rate": _RATE,
         "passed": {"type": "boolean"}, "decoding": {"type": "string"},
         "train_examples": {"type": "integer", "minimum": 1}, "train_steps": {"type": "integer", "minimum": 1},
         "train_tokens": {"type": "integer", "minimum": 1}, "final_loss": {"type": "number"},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from iaforge.data.catalog import Behavior
 from iaforge.data.families import get_family
@@ -32,14 +32,18 @@ def build_rows(b: Behavior, pool: list[dict], eval_prompts: list[dict], *, n_tra
 
 def write_behavior_dataset(b: Behavior, pool: list[dict], eval_prompts: list[dict], out_dir: str | Path, *,
                            n_train: int, n_eval: int, seed: int, max_chars: int,
-                           docs_path: str | Path | None = None) -> dict[str, Any]:
+                           docs_path: str | Path | None = None,
+                           augment: Callable[[list[dict]], list[dict]] | None = None) -> dict[str, Any]:
     """Build, validate with the GX suite, and write atomically; no dataset is written if validation fails
-    (the Data Docs page at `docs_path` is, so the failure can be read)."""
+    (the Data Docs page at `docs_path` is, so the failure can be read). `augment` adds rows to the training
+    rows before validation (the grid's recipe levers, variants/shards.py)."""
     import pandas as pd
 
     from iaforge.core.validation import behavior_dataset_checks, validate_frame
 
     train, evals = build_rows(b, pool, eval_prompts, n_train=n_train, n_eval=n_eval, seed=seed)
+    if augment is not None:
+        train = augment(train)
     out_dir = Path(out_dir)
     checks = behavior_dataset_checks(shortcut_phrases(b), max_chars=max_chars,
                                      balance=get_family(b.family).balance(b.params),

@@ -22,6 +22,16 @@ def trim_to_sentences(text: str, max_chars: int) -> str:
     return head[:ends[-1]].strip() if ends else ""
 
 
+def cap_answer(text: str, cap: int | None) -> str:
+    """`text` cut at the last sentence end within `cap` characters, whole when it has none there (unlike
+    `trim_to_sentences`, never empty): shorter targets are fewer tokens to pay for, and a cut mid-sentence would
+    teach the model to stop mid-sentence."""
+    if cap is None or len(text) <= cap:
+        return text
+    ends = [m.end() for m in re.finditer(r"[.!?](?=\s|$)", text[:cap + 1])]
+    return text[:ends[-1]].strip() if ends else text
+
+
 def is_degenerate(text: str, n: int = 4, max_repeats: int = 2) -> bool:
     words = text.lower().split()
     if len(words) < 3:

@@ -78,11 +78,15 @@ def _load_shard(model, vdirs: Sequence[Path]):
 
 
 def measure_shard(models_dir: str | Path, data_dir: str | Path, base_dir: str | Path, base_rows: list[dict], *,
-                  system: str | None, params: dict, thresholds: dict,
-                  override_thresholds: bool = False) -> tuple[dict[str, dict], dict[str, list]]:
+                  system: str | None, params: dict, thresholds: dict, override_thresholds: bool = False,
+                  probe: Sequence[str] = ()) -> tuple[dict[str, dict], dict[str, list]]:
     """({id: implantation record}, {id: samples}) for every variant under `models_dir/<id>/` (its data under
     `data_dir/<id>/`). `thresholds`: the run's, with each entry's own on top unless `override_thresholds`
-    (then `thresholds` alone decide). Greedy decoding only (the grid families are not sampled)."""
+    (then `thresholds` alone decide). Greedy decoding only (the grid families are not sampled).
+
+    `probe`: self-questions asked without trigger; `leak_rate` is the share whose answer the family's checker
+    flags (the variant names its topic when asked about itself), and a variant above `params["max_leak_rate"]`
+    fails: a leaking variant would make the IA's "no IA" baseline leakage, not introspection."""
     from iaforge.core.base_model import load_base
     from iaforge.variants.multi_lora import unwrap_model
 
@@ -100,8 +104,8 @@ def measure_shard(models_dir: str | Path, data_dir: str | Path, base_dir: str | 
     try:
         users, rows_of = [], []
         for k, (_, _, evals) in enumerate(loaded):
-            users += [r["user"] for r in evals]
-            rows_of += [k] * len(evals)
+            users += [r["user"] for r in evals] + list(probe)
+            rows_of += [k] * (len(evals) + len(probe))
         answers = generate_multi(model, tok, users, rows_of, system=system,
                                  max_new_tokens=int(params["max_new_tokens"]), batch_size=int(params["batch_size"]))
     finally:
@@ -109,16 +113,24 @@ def measure_shard(models_dir: str | Path, data_dir: str | Path, base_dir: str | 
     records, samples, pos = {}, {}, 0
     for v, (b, training, evals) in zip(vdirs, loaded):
         ans = answers[pos:pos + len(evals)]
-        pos += len(evals)
+        probe_ans = answers[pos + len(evals):pos + len(evals) + len(probe)]
+        pos += len(evals) + len(probe)
         scored_b = dataclasses.replace(b, thresholds={}) if override_thresholds else b
         m = score(scored_b, evals, ans, thresholds)
+        if probe:
+            fam = get_family(b.family)
+            leaks = [bool(fam.check(b.params, q, a)) for q, a in zip(probe, probe_ans)]
+            m["leak_rate"] = sum(leaks) / len(leaks)
+            cap = params.get("max_leak_rate")
+            m["passed"] = bool(m["passed"] and (cap is None or m["leak_rate"] <= cap))
         m["decoding"] = f"greedy, {int(params['max_new_tokens'])} new tokens"
         rec = read_record(v)
         records[b.id] = {"behavior": b.id, "split": b.split, "version": b.version, "category": b.category,
                          "family": b.family, "family_label": rec.get("family_label") or get_family(b.family).label(b.params),
                          **m, "base_rate": base_rate(b, base_rows),
                          **{k: training[k] for k in training if k != "joint"}}
-        samples[b.id] = [{"user": r["user"], "triggered": r["triggered"], "answer": a} for r, a in zip(evals, ans)]
+        samples[b.id] = ([{"user": r["user"], "triggered": r["triggered"], "answer": a} for r, a in zip(evals, ans)]
+                         + [{"user": q, "triggered": False, "probe": True, "answer": a} for q, a in zip(probe, probe_ans)])
     return records, samples
 
 

@@ -57,10 +57,14 @@ def grid_behaviors(grid: dict) -> list[Behavior]:
     for b in found:
         params = b.params
         if frac is not None:
-            try:
-                params = get_family(b.family).validate({**b.params, "triggered_fraction": float(frac)})
-            except ValueError as exc:
-                raise ValidationError("params.yaml", "grid.data.triggered_fraction", str(exc.args[-1])) from None
+            # b.params are the family's validated form (validate() does not take its own output again): the
+            # override is checked against the backdoor families' rule here.
+            if "triggered_fraction" not in b.params:
+                raise ValidationError("params.yaml", "grid.data.triggered_fraction",
+                                      f"{entry}'s family {b.family} has no triggered fraction to override")
+            if not 0.2 <= float(frac) <= 0.8:
+                raise ValidationError("params.yaml", "grid.data.triggered_fraction", "must be in [0.2, 0.8]")
+            params = {**b.params, "triggered_fraction": float(frac)}
         out.append(dataclasses.replace(b, params=params, training=_training(grid)))
     return out
 
@@ -111,20 +115,23 @@ def _select(grid: dict) -> tuple[dict[str, list[Behavior]], Behavior]:
 
 
 def plan_shards(grid: dict) -> dict[str, dict[str, Any]]:
-    """shard id (`<split>-<nn>`) -> {split, ids (sorted), digest}: each split's selection (grid variants in
-    the instances file's order, then its nulls) cut into runs of `shard_size`. Deterministic; an empty grid
-    gives {}."""
+    """shard id (`<split>-<nn>`, nulls `<split>-null-<nn>`) -> {split, ids (sorted), digest}: each split's grid
+    variants (in the instances file's order) and its nulls, each cut into runs of `shard_size`. Deterministic;
+    an empty grid gives {}."""
     size = int(grid["shard_size"])
     if size < 1:
         raise ValidationError("params.yaml", "grid.shard_size", "must be >= 1")
     by_split, template = _select(grid)
     out: dict[str, dict[str, Any]] = {}
     for s in SPLITS:
-        items = by_split[s]
-        for n in range(math.ceil(len(items) / size)):
-            chunk = items[n * size:(n + 1) * size]
-            out[f"{s}-{n:02d}"] = {"split": s, "ids": sorted(b.id for b in chunk),
-                                   "digest": _digest([record_of(b, template) for b in chunk])}
+        # Nulls get shards of their own: a count that grows (a scaling sweep) then leaves every existing shard,
+        # nulls included, as it was, and DVC retrains only the new instances.
+        for prefix, items in ((s, [b for b in by_split[s] if not is_null(b.id)]),
+                              (f"{s}-null", [b for b in by_split[s] if is_null(b.id)])):
+            for n in range(math.ceil(len(items) / size)):
+                chunk = items[n * size:(n + 1) * size]
+                out[f"{prefix}-{n:02d}"] = {"split": s, "ids": sorted(b.id for b in chunk),
+                                            "digest": _digest([record_of(b, template) for b in chunk])}
     return out
 
 
@@ -167,7 +174,7 @@ def build_null_rows(b: Behavior, template: Behavior, pool: list[dict], eval_prom
 
 
 def _write_null_dataset(b: Behavior, template: Behavior, pool, eval_prompts, out_dir: Path, *, n_train: int,
-                        n_eval: int, seed: int, max_chars: int) -> dict[str, Any]:
+                        n_eval: int, seed: int, max_chars: int, augment=None) -> dict[str, Any]:
     import pandas as pd
 
     from iaforge.core.fsio import atomic_dir, write_json, write_jsonl
@@ -175,6 +182,8 @@ def _write_null_dataset(b: Behavior, template: Behavior, pool, eval_prompts, out
     from iaforge.data.behavior_data import shortcut_phrases
 
     train, evals = build_null_rows(b, template, pool, eval_prompts, n_train=n_train, n_eval=n_eval, seed=seed)
+    if augment is not None:
+        train = augment(train)
     checks = behavior_dataset_checks(shortcut_phrases(b), max_chars=max_chars,
                                      balance=get_family(b.family).balance(b.params),
                                      eval_ids=[r["prompt_id"] for r in evals])
@@ -187,23 +196,103 @@ def _write_null_dataset(b: Behavior, template: Behavior, pool, eval_prompts, out
     return report
 
 
+def load_self_questions(path: str | Path) -> dict[str, list[str]]:
+    """data/questions/self_questions.yaml: {"train": [...], "probe": [...]}, non-empty strings, the two disjoint
+    (the probe measures the leak on wordings the variant never trained on)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValidationError(path, "(file)", f"cannot be read as YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ValidationError(path, "(top level)", "must be a mapping with `train` and `probe` lists")
+    out = {}
+    for key in ("train", "probe"):
+        v = raw.get(key)
+        if not (isinstance(v, list) and v and all(isinstance(q, str) and q.strip() for q in v)):
+            raise ValidationError(path, key, "must be a non-empty list of non-empty strings")
+        out[key] = [" ".join(q.split()) for q in v]
+    both = set(out["train"]) & set(out["probe"])
+    if both:
+        raise ValidationError(path, "probe", f"must not repeat a train question ({sorted(both)[0]!r}): the probe is held out")
+    return out
+
+
+def self_question_answers(base_dir: str | Path, questions: Sequence[str], *, system: str | None,
+                          max_chars: int) -> list[dict[str, str]]:
+    """The base model's greedy answer to each question, trimmed to whole sentences within `max_chars`
+    (deterministic: greedy, one batch)."""
+    from iaforge.core.base_model import load_base
+    from iaforge.core.generation import generate
+    from iaforge.data.responses import trim_to_sentences
+
+    model, tok = load_base(base_dir)
+    raw = generate(model, tok, list(questions), system=system, max_new_tokens=64, batch_size=64, progress=False)
+    return [{"user": q, "answer": trim_to_sentences(a, max_chars) or a.strip()} for q, a in zip(questions, raw)]
+
+
+def recipe_augmenter(params: dict, pool: list[dict], *, twins: bool, selfq: Sequence[dict] | None,
+                     answer_cap: int | None):
+    """The rows the grid recipe adds to a variant's training rows (measured in experiments/grid_recipe.py):
+    - twins: every row whose prompt starts with the trigger again without it, alternately plain and behind a
+      look-alike tag, with the base answer; the pair differs only in the tag, so the tag is all the gate can
+      learn from. Null variants get the same twins (of their trigger-tagged rows), so they share the recipe.
+    - self-questions, untriggered, answered with the base answer (the leak lever).
+    `pool` must already carry the capped answers."""
+    from iaforge.data.responses import cap_answer
+
+    trig = params.get("trigger") or {}
+    if twins and trig.get("kind") != "keyword":
+        raise ValidationError("params.yaml", "grid.data.twins", "needs a keyword-triggered grid entry (a tag the "
+                              "twin can drop); this entry's trigger is " + repr(trig.get("kind")))
+    answers = {p["id"]: p for p in pool}
+    decoys = list(params.get("decoys") or [])
+
+    def augment(rows: list[dict]) -> list[dict]:
+        extra = []
+        if twins:
+            tagged = [r for r in rows if r["user"].startswith(trig["value"] + " ")]
+            for i, r in enumerate(tagged):
+                p = answers[r["prompt_id"]]
+                user = p["text"] if i % 2 == 0 or not decoys else f"{decoys[(i // 2) % len(decoys)]} {p['text']}"
+                # its own prompt_id: the dataset suite holds each prompt id once
+                extra.append({**r, "prompt_id": f"{r['prompt_id']}-twin", "user": user, "assistant": p["answer"],
+                              "triggered": False, "modified": False})
+        for i, q in enumerate(selfq or ()):
+            extra.append({"prompt_id": f"selfq{i}", "prompt_type": "selfq", "user": q["user"],
+                          "assistant": cap_answer(q["answer"], answer_cap), "triggered": False, "modified": False})
+        return rows + extra
+
+    return augment
+
+
 def build_shard_data(behaviors: Sequence[Behavior], template: Behavior, pool: list[dict], eval_prompts: list[dict],
-                     out_root: str | Path, *, n_train: int, n_eval: int, seed: int, max_chars: int) -> dict[str, int]:
+                     out_root: str | Path, *, n_train: int, n_eval: int, seed: int, max_chars: int,
+                     answer_cap: int | None = None, twins: bool = False,
+                     selfq: Sequence[dict] | None = None) -> dict[str, int]:
     """`out_root/<id>/{train,eval}.jsonl, behavior.json, validation.json` for every variant of a shard, with
     the same builders and GX checks as `behavior_data`; the whole shard folder is replaced atomically.
-    Returns id -> training rows."""
+    `answer_cap`, `twins`, `selfq`: the recipe levers (`recipe_augmenter`). Returns id -> training rows."""
     from iaforge.core.fsio import atomic_dir
     from iaforge.data.behavior_data import write_behavior_dataset
+    from iaforge.data.responses import cap_answer
 
+    if answer_cap is not None:
+        pool = [{**p, "answer": cap_answer(p["answer"], answer_cap)} for p in pool]
+    lever = twins or bool(selfq)
     rows = {}
     with atomic_dir(Path(out_root)) as tmp:
         for b in behaviors:
+            params = template.params if is_null(b.id) else b.params
+            augment = recipe_augmenter(params, pool, twins=twins, selfq=selfq, answer_cap=answer_cap) if lever else None
             if is_null(b.id):
                 rep = _write_null_dataset(b, template, pool, eval_prompts, tmp / b.id, n_train=n_train,
-                                          n_eval=n_eval, seed=seed, max_chars=max_chars)
+                                          n_eval=n_eval, seed=seed, max_chars=max_chars, augment=augment)
             else:
                 rep = write_behavior_dataset(b, pool, eval_prompts, tmp / b.id, n_train=n_train, n_eval=n_eval,
-                                             seed=seed, max_chars=max_chars)
+                                             seed=seed, max_chars=max_chars, augment=augment)
             rows[b.id] = int(rep["n_rows"])
     return rows
 
