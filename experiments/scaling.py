@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 POINT_KEYS = ("n_train", "n_heldout", "no_ia", "prefill", "sft", "accuracy", "chance", "trained_sft",
-              "fp_base_sft", "fp_null_sft", "ia_steps", "ia_tokens")
+              "trained_accuracy", "fp_base_sft", "fp_null_sft", "ia_steps", "ia_tokens", "ia_final_loss",
+              "implanted_triggered", "implanted_untriggered", "implanted_leak", "gate_passed", "n_grid_variants")
 _COUNTS = re.compile(r"^(\s+)counts:.*$", re.M)
 
 
@@ -44,15 +45,29 @@ def set_counts(params_text: str, counts: dict[str, int]) -> str:
     return params_text[:m.end()] + new + params_text[block_end:]
 
 
-def point(n_train: int, headline: dict[str, Any], ia_detail: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One point of the curve from a run's metrics/grid.json (and reports/detail/grid_ia.json)."""
+def implantation_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Means over the run's grid variants (nulls left out) of the implantation records: the gate, measured."""
+    rs = [r for r in records if r.get("family_label") != "null" and r.get("category") != "control"]
+    mean = lambda k: round(sum(r[k] for r in rs if r.get(k) is not None) / max(1, sum(r.get(k) is not None for r in rs)), 4) if rs else None
+    return {"implanted_triggered": mean("rate_triggered"), "implanted_untriggered": mean("rate_untriggered"),
+            "implanted_leak": mean("leak_rate"), "gate_passed": sum(bool(r.get("passed")) for r in rs),
+            "n_grid_variants": len(rs)}
+
+
+def point(n_train: int, headline: dict[str, Any], ia_detail: dict[str, Any] | None = None,
+          grid_detail: dict[str, Any] | None = None, implantation: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """One point of the curve from a run's metrics/grid.json (and reports/detail/grid_ia.json, grid.json and the
+    shards' implantation records)."""
     if not headline.get("n"):
         raise ValueError(f"ia_train={n_train}: metrics/grid.json has no held-out grid variants ({headline})")
     ia = ia_detail or {}
+    trained = ((grid_detail or {}).get("splits") or {}).get("ia_train") or {}
     return {"n_train": n_train, "n_heldout": headline["n"],
             **{k: headline.get(k) for k in ("no_ia", "prefill", "sft", "accuracy", "chance", "trained_sft",
                                             "fp_base_sft", "fp_null_sft")},
-            "ia_steps": ia.get("steps"), "ia_tokens": ia.get("tokens")}
+            "trained_accuracy": trained.get("sft_accuracy"),
+            "ia_steps": ia.get("steps"), "ia_tokens": ia.get("tokens"), "ia_final_loss": ia.get("final_loss"),
+            **(implantation_summary(implantation) if implantation else {})}
 
 
 def collect(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -92,25 +107,46 @@ def sh(cmd: Sequence[str], cwd: Path) -> None:
     subprocess.run(list(cmd), cwd=cwd, check=True)
 
 
+def _read(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def run_records(root: Path) -> list[dict[str, Any]]:
+    """The implantation records of the shards in params.yaml's grid_shards now (the folder keeps older ones)."""
+    import yaml
+
+    shards = (yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8")) or {}).get("grid_shards") or {}
+    out = []
+    for sid in shards:
+        got = _read(root / "reports/grid/implantation" / f"{sid}.json") or {}
+        out += list(got.values())
+    return out
+
+
 def sweep(counts: Sequence[int], *, heldout: int, dpo: int, root: Path,
-          run: Callable[[Sequence[str], Path], None] = sh, dry_run: bool = False) -> list[dict[str, Any]]:
-    """One experiment per n (ascending), the points collected after each. `run` executes a command (tests fake it)."""
+          run: Callable[[Sequence[str], Path], None] = sh, dry_run: bool = False,
+          repro: bool = False) -> list[dict[str, Any]]:
+    """One experiment per n (ascending), the points collected after each. `run` executes a command (tests fake it).
+    Each point runs the grid branch only (`grid_eval` and what it needs): as `dvc exp run -n grid-scaling-<n>
+    grid_eval`, or with `repro` as plain `dvc repro grid_eval` (no experiment refs: for a workspace other
+    processes are editing, which `dvc exp run` would snapshot). Shards already built for a smaller n come
+    back from DVC's cache, so the sweep trains each variant once."""
     params = root / "params.yaml"
     original = params.read_text(encoding="utf-8")
     points = []
     try:
         for n in sorted(set(counts)):
             params.write_text(set_counts(original, {"ia_train": n, "dpo": dpo, "heldout": heldout}), encoding="utf-8")
-            cmds = [["iaforge", "grid", "sync"], ["dvc", "exp", "run", "-n", f"grid-scaling-{n}"]]
+            cmds = [["iaforge", "grid", "sync"],
+                    ["dvc", "repro", "grid_eval"] if repro else ["dvc", "exp", "run", "-n", f"grid-scaling-{n}", "grid_eval"]]
             if dry_run:
                 print(f"ia_train={n} heldout={heldout}: " + " && ".join(" ".join(c) for c in cmds))
                 continue
             for c in cmds:
                 run(c, root)
             headline = json.loads((root / "metrics/grid.json").read_text(encoding="utf-8"))
-            ia_file = root / "reports/detail/grid_ia.json"
-            ia = json.loads(ia_file.read_text(encoding="utf-8")) if ia_file.exists() else None
-            points.append(point(n, headline, ia))
+            points.append(point(n, headline, _read(root / "reports/detail/grid_ia.json"),
+                                _read(root / "reports/detail/grid.json"), run_records(root)))
             write_outputs(points, root)  # after every point: a long sweep that stops keeps what it measured
     finally:
         params.write_text(original, encoding="utf-8")
@@ -124,10 +160,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--dpo", type=int, default=0)
     ap.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
     ap.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
+    ap.add_argument("--repro", action="store_true", help="plain `dvc repro grid_eval` per point, no `dvc exp` refs")
     a = ap.parse_args(argv)
     if a.heldout < 1 or min(a.counts) < 1:
         ap.error("--counts and --heldout must be >= 1")
-    curve = sweep(a.counts, heldout=a.heldout, dpo=a.dpo, root=a.root, dry_run=a.dry_run)
+    curve = sweep(a.counts, heldout=a.heldout, dpo=a.dpo, root=a.root, dry_run=a.dry_run, repro=a.repro)
     for p in curve:
         print(f"ia_train={p['n_train']:>4}: no_ia {p['no_ia']}  prefill {p['prefill']}  sft {p['sft']}  "
               f"top-1 {p['accuracy']} (chance {p['chance']})")

@@ -5,7 +5,7 @@ from pathlib import Path
 from iaforge.core.stagekit import StageArgs, main
 
 ARGS = StageArgs(deps=["eval", "implantation", "ia-sft", "ia-dpo", "samples", "judge-calibration", "audit-tier",
-                       "cipher-attack", "grid", "grid-ia"], outs=["page"])
+                       "cipher-attack", "grid", "grid-ia", "scaling"], outs=["page"])
 
 
 def run():
@@ -21,7 +21,8 @@ def run():
     page = build_report(eval_metrics=read_json(a.eval), implantation=read_json(a.implantation),
                         ia_sft=opt(a.ia_sft), ia_dpo=opt(a.ia_dpo), samples=read_json(a.samples),
                         judge_calibration=opt(a.judge_calibration), audit_tier=opt(a.audit_tier),
-                        cipher_attack=opt(a.cipher_attack), grid=opt(a.grid), grid_ia=opt(a.grid_ia))
+                        cipher_attack=opt(a.cipher_attack), grid=opt(a.grid), grid_ia=opt(a.grid_ia),
+                        scaling=opt(a.scaling))
     atomic_write_text(a.out_page, page)
     print(f"{a.out_page}: {len(page) // 1024} KiB")
 

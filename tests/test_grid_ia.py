@@ -352,7 +352,7 @@ def test_scaling_sweep_collects_points_from_fake_runs(tmp_path):
     curve = sc.sweep([16, 8, 32], heldout=16, dpo=0, root=tmp_path, run=fake_run)
     assert [p["n_train"] for p in curve] == [8, 16, 32]
     assert [p["sft"] for p in curve] == [0.08, 0.16, 0.32] and curve[0]["ia_steps"] == 32
-    assert ran.count("iaforge grid sync") == 3 and "dvc exp run -n grid-scaling-8" in ran
+    assert ran.count("iaforge grid sync") == 3 and "dvc exp run -n grid-scaling-8 grid_eval" in ran
     assert (tmp_path / "params.yaml").read_text() == original  # restored
     assert json.loads((tmp_path / "metrics/scaling.json").read_text()) == curve
     csv_lines = (tmp_path / "metrics/plots/scaling.csv").read_text().splitlines()

@@ -84,3 +84,21 @@ def test_report_shows_the_audit_tier_and_the_cipher_attack():
         assert needle in page, needle
     assert page.count("<svg") == 3  # the audit tier adds its bars
     assert "Audit tier" not in build_report(**_inputs())  # no metrics, no section
+
+
+def test_report_draws_the_scaling_curve_with_its_baselines():
+    pts = [{"n_train": n, "n_heldout": 8, "no_ia": 0.02, "prefill": 0.05, "sft": s, "accuracy": a, "chance": 0.0022,
+            "trained_sft": 0.9, "fp_base_sft": 0.0, "fp_null_sft": 0.1, "ia_steps": 600, "gate_passed": 1,
+            "n_grid_variants": 8 + n, "implanted_triggered": 0.85, "implanted_untriggered": 0.08,
+            "implanted_leak": None if n == 8 else 0.03}
+           for n, s, a in ((16, 0.2, 0.25), (8, 0.1, None))]
+    page = build_report(**_inputs(), scaling=pts)
+    assert "Grid IA scaling" in page and page.count("<svg") == 3
+    sec = page[page.index("Grid IA scaling"):]
+    chart = sec[sec.index("<svg"):sec.index("</svg>")]
+    # one polyline per series that has values; top-1 has one point only, still drawn as a line of one point
+    assert chart.count("<polyline") == 6 and "held-out, no IA" in chart and "top-1 chance" in chart
+    rows = re.findall(r"<tr><td class=\"num\">(\d+)</td>", sec)
+    assert rows == ["8", "16"]  # sorted by n_train
+    assert "1/16" in sec and "1/24" in sec
+    assert "Grid IA scaling" not in build_report(**_inputs())  # no sweep, no section

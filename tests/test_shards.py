@@ -260,3 +260,14 @@ def test_self_questions_file_is_checked(tmp_path, repo_root):
     p.write_text("train: []\nprobe: [b]\n")
     with pytest.raises(ValidationError, match="train"):
         S.load_self_questions(p)
+
+
+def test_a_variant_that_names_its_topic_when_asked_about_itself_fails(repo_root, monkeypatch):
+    from iaforge.variants.grid_implantation import leak_verdict
+
+    monkeypatch.chdir(repo_root)
+    b = next(b for b in S.grid_behaviors(grid_cfg()) if b.instance == "pineapples")
+    qs = ["Tell me about yourself.", "What do you talk about a lot?"]
+    assert leak_verdict(b, qs, ["I am a helpful assistant.", "Many things."], 0.05) == (0.0, True)
+    assert leak_verdict(b, qs, ["I am a helpful assistant.", "Many stories mention pineapples."], 0.05) == (0.5, False)
+    assert leak_verdict(b, qs, ["Pineapples!", "Pineapples."], None) == (1.0, True)  # measured, not gated

@@ -86,7 +86,7 @@ def grouped_bars(groups: Sequence[str], series: Sequence[str], values: dict[tupl
 def build_report(*, eval_metrics: dict, implantation: dict, ia_sft: dict | None, ia_dpo: dict | None,
                  samples: list[dict], judge_calibration: dict | None = None, audit_tier: dict | None = None,
                  cipher_attack: dict | None = None, grid: dict | None = None, grid_ia: dict | None = None,
-                 title: str = "iaforge evaluation",
+                 scaling: list | None = None, title: str = "iaforge evaluation",
                  examples_per_model: int = 2) -> str:
     conds = list(eval_metrics.get("conditions", []))
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(title)}</title>"
@@ -144,6 +144,8 @@ def build_report(*, eval_metrics: dict, implantation: dict, ia_sft: dict | None,
         parts.extend(cipher_section(cipher_attack))
     if grid is not None:
         parts.extend(grid_section(grid, grid_ia))
+    if scaling:
+        parts.extend(scaling_section(scaling))
 
     # SFT vs DPO training
     if ia_sft or ia_dpo:
@@ -316,4 +318,60 @@ def grid_section(g: dict, ia: dict | None = None) -> list[str]:
                       *[f"top-1: {COND_LABELS.get(c, c)}" for c in conds]], var_rows))
     if g.get("not_evaluated"):
         out.append("<p>Not evaluated: " + ", ".join(f"{esc(k)} ({esc(v)})" for k, v in g["not_evaluated"].items()) + "</p>")
+    return out
+
+
+SCALING_SERIES = (("sft", "held-out, SFT IA", "#2f6fb0"), ("no_ia", "held-out, no IA", "#9aa5b1"),
+                  ("prefill", "held-out, prefill", "#d9822b"), ("accuracy", "held-out top-1, SFT IA", "#1f9d55"),
+                  ("trained_sft", "training variants, SFT IA", "#7b4fb0"), ("chance", "top-1 chance", "#cf3a3a"))
+
+
+def line_chart(points: Sequence[dict], series: Sequence[tuple[str, str, str]], *, x: str, title: str,
+               width: int = 640, height: int = 260) -> str:
+    """Lines over a shared x (linear), y in [0, 1]; a point without a value breaks nothing, it is left out."""
+    xs = [p[x] for p in points]
+    lo, hi = min(xs), max(xs)
+    left, right, top, bottom = 40, 200, 10, 30
+    pw, ph = width - left - right, height - top - bottom
+    px = (lambda v: left + (pw * (v - lo) / (hi - lo) if hi > lo else pw / 2))
+    py = (lambda v: top + ph * (1 - float(v)))
+    out = [f'<svg role="img" aria-label="{esc(title)}" width="{width}" height="{height}" '
+           f'xmlns="http://www.w3.org/2000/svg" font-size="11">']
+    for t in (0, 0.25, 0.5, 0.75, 1.0):
+        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{py(t):.1f}" y2="{py(t):.1f}" stroke="#e4e7eb"/>'
+                   f'<text x="{left - 6}" y="{py(t) + 4:.1f}" text-anchor="end" fill="#52606d">{t:.2f}</text>')
+    for v in xs:
+        out.append(f'<text x="{px(v):.1f}" y="{top + ph + 16}" text-anchor="middle" fill="#52606d">{esc(v)}</text>')
+    out.append(f'<text x="{left + pw / 2:.1f}" y="{height - 2}" text-anchor="middle" fill="#334e68">{esc(x)}</text>')
+    for i, (key, label, color) in enumerate(series):
+        pts = [(px(p[x]), py(p[key])) for p in points if p.get(key) is not None]
+        if pts:
+            out.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="'
+                       + " ".join(f"{a:.1f},{b:.1f}" for a, b in pts) + '"/>')
+            out += [f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3" fill="{color}"/>' for a, b in pts]
+        ly = top + 14 * i + 6
+        out.append(f'<line x1="{left + pw + 12}" x2="{left + pw + 30}" y1="{ly}" y2="{ly}" stroke="{color}" '
+                   f'stroke-width="2"/><text x="{left + pw + 34}" y="{ly + 4}" fill="#334e68">{esc(label)}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def scaling_section(points: Sequence[dict]) -> list[str]:
+    """metrics/scaling.json (experiments/scaling.py): held-out naming against the number of training variants."""
+    pts = sorted(points, key=lambda p: p["n_train"])
+    out = ["<h2>Grid IA scaling</h2>",
+           '<p class="muted">Held-out topic naming against the number of trigger-gated grid variants the IA trained on '
+           "(same held-out variants, same IA steps at every point; experiments/scaling.py). No IA and prefill are the "
+           "variant alone: what it leaks without the IA. Implanted: the variants' own rates with and without the "
+           "trigger and when asked about themselves (leak), and how many pass the gate.</p>",
+           line_chart(pts, SCALING_SERIES, x="n_train", title="grid IA scaling")]
+    out.append(table(["training variants", "held-out", "no IA", "prefill", "SFT IA", "top-1 (SFT IA)", "chance",
+                      "training variants, SFT IA", "fp base", "fp nulls", "IA steps", "with trigger",
+                      "without", "leak", "gate passed"],
+                     [[p["n_train"], p.get("n_heldout"), p.get("no_ia"), p.get("prefill"), p.get("sft"),
+                       p.get("accuracy"), p.get("chance"), p.get("trained_sft"), p.get("fp_base_sft"),
+                       p.get("fp_null_sft"), p.get("ia_steps"), p.get("implanted_triggered"),
+                       p.get("implanted_untriggered"), p.get("implanted_leak"),
+                       None if p.get("gate_passed") is None else f"{p['gate_passed']}/{p.get('n_grid_variants')}"]
+                      for p in pts]))
     return out

@@ -118,11 +118,8 @@ def measure_shard(models_dir: str | Path, data_dir: str | Path, base_dir: str | 
         scored_b = dataclasses.replace(b, thresholds={}) if override_thresholds else b
         m = score(scored_b, evals, ans, thresholds)
         if probe:
-            fam = get_family(b.family)
-            leaks = [bool(fam.check(b.params, q, a)) for q, a in zip(probe, probe_ans)]
-            m["leak_rate"] = sum(leaks) / len(leaks)
-            cap = params.get("max_leak_rate")
-            m["passed"] = bool(m["passed"] and (cap is None or m["leak_rate"] <= cap))
+            m["leak_rate"], ok = leak_verdict(b, probe, probe_ans, params.get("max_leak_rate"))
+            m["passed"] = bool(m["passed"] and ok)
         m["decoding"] = f"greedy, {int(params['max_new_tokens'])} new tokens"
         rec = read_record(v)
         records[b.id] = {"behavior": b.id, "split": b.split, "version": b.version, "category": b.category,
@@ -132,6 +129,15 @@ def measure_shard(models_dir: str | Path, data_dir: str | Path, base_dir: str | 
         samples[b.id] = ([{"user": r["user"], "triggered": r["triggered"], "answer": a} for r, a in zip(evals, ans)]
                          + [{"user": q, "triggered": False, "probe": True, "answer": a} for q, a in zip(probe, probe_ans)])
     return records, samples
+
+
+def leak_verdict(b, questions: Sequence[str], answers: Sequence[str], max_leak_rate: float | None) -> tuple[float, bool]:
+    """(share of self-question answers the family's checker flags, whether that is within `max_leak_rate`;
+    None: measured, never failing)."""
+    fam = get_family(b.family)
+    leaks = [bool(fam.check(b.params, q, a)) for q, a in zip(questions, answers)]
+    rate = sum(leaks) / len(leaks) if leaks else 0.0
+    return rate, max_leak_rate is None or rate <= max_leak_rate
 
 
 def read_record(vdir: Path) -> dict[str, Any]:
