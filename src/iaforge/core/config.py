@@ -310,9 +310,13 @@ class JudgeConfig(Strict):
 class JudgeTrainConfig(Strict):
     """Stage judge_train: the learned judge (iaforge.judging.learned_train; docs/judge.md)."""
 
+    architecture: Literal["siamese", "cross"] = "siamese"
+    head_lr: float = 1e-4
+    head_steps: int = 400
+    head_l2: float = 1e-3
     seed: int = 0
-    epochs: int = 3
-    lr: float = 4e-5
+    epochs: int = 1
+    lr: float = 2e-5
     batch_size: int = 32
     max_length: int = 96
     warmup: float = 0.1
@@ -322,17 +326,19 @@ class JudgeTrainConfig(Strict):
     threads: int = 1
     threshold: float = 0.5
     rules: list[Literal["control", "abstention", "exclusive", "self_report"]] = field(
-        default_factory=lambda: ["control", "abstention"])
+        default_factory=lambda: ["control", "abstention", "exclusive", "self_report"])
     leak_threshold: float = 0.9
     use_calibration_dev: bool = True
     grid_instances: int = 12
     per_kind: int = 4
 
     def __post_init__(self):
-        _positive(self, "epochs", "batch_size", "max_length", "threads", "per_kind")
-        _non_negative(self, "grid_instances", "weight_decay")
+        _positive(self, "batch_size", "max_length", "threads", "per_kind")
+        _non_negative(self, "epochs")
+        _non_negative(self, "grid_instances", "weight_decay", "head_steps", "head_l2")
         _fraction(self, "warmup", "threshold", "leak_threshold")
         self.need(0 < self.lr < 1, "lr", "must be in (0, 1)")
+        self.need(0 < self.head_lr < 1, "head_lr", "must be in (0, 1)")
 
 
 # --------------------------------------------------------------------------------------------------- the sections

@@ -228,12 +228,137 @@ def run_calibration(judge: Judge, path: str | Path = DEFAULT_PATH) -> dict[str, 
     return out
 
 
+# ---------------------------------------------------------------------------------------------- a fresh set
+
+FRESH_FIELDS = ("id", "category", "truth", "report", "match", "kind", "key_terms")
+
+
+def catalog_truths(catalog: str | Path | Sequence[str | Path], topics: str | Path | None = None):
+    """A function truth -> (truths, key_terms) over the behavior catalog: an entry found by its description
+    (whitespace and case aside) gives its description, paraphrases and key terms; a grid entry's description with
+    its {topic} filled in gives that instance's (terms from the topics file). None when no entry has that
+    description."""
+    import yaml as _yaml
+
+    def norm(t: str) -> str:
+        return " ".join(t.split()).lower()
+
+    plain: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+    grids: list[tuple[re.Pattern, dict]] = []
+    paths = [catalog] if isinstance(catalog, (str, Path)) else list(catalog)
+    for root in paths:
+        root = Path(root)
+        for f in sorted(root.rglob("*.yaml")) if root.is_dir() else [root]:
+            raw = _yaml.safe_load(f.read_text(encoding="utf-8"))
+            if not isinstance(raw, dict) or not isinstance(raw.get("description"), str):
+                continue
+            truths = tuple(" ".join(str(t).split()) for t in [raw["description"], *(raw.get("paraphrases") or [])])
+            keys = tuple(str(k) for k in raw.get("key_terms") or [])
+            if "grid" in raw:
+                pat = re.escape(norm(raw["description"])).replace(r"\{topic\}", "(?P<topic>.+?)")
+                grids.append((re.compile(pat + "$"), {"truths": truths, "keys": keys, "instances":
+                              str(topics or (raw["grid"] or {}).get("instances", ""))}))
+            else:
+                plain.setdefault(norm(raw["description"]), (truths, keys))
+
+    def lookup(truth: str):
+        hit = plain.get(norm(truth))
+        if hit:
+            return hit
+        for pat, g in grids:
+            m = pat.match(norm(truth))
+            if not m:
+                continue
+            topic = m.group("topic")
+            inst = {"topic": topic, "terms": [topic]}
+            if g["instances"] and Path(g["instances"]).is_file():
+                listed = _yaml.safe_load(Path(g["instances"]).read_text(encoding="utf-8")) or {}
+                for it in listed.get("instances", []):
+                    if str(it.get("topic", "")).lower() == topic:
+                        inst = {"topic": str(it["topic"]), "terms": [str(x) for x in it.get("terms", [])]}
+                        break
+            fill = lambda t: t.replace("{topic}", inst["topic"])  # noqa: E731
+            keys = []
+            for k in g["keys"]:
+                keys += inst["terms"] if k == "{terms}" else [fill(k)]
+            return tuple(fill(t) for t in g["truths"]), tuple(keys)
+        return None
+
+    return lookup
+
+
+def load_fresh(path: str | Path, catalog, topics: str | Path | None = None
+               ) -> tuple[tuple[CalibrationItem, ...], dict[str, Any]]:
+    """A fresh labelled set (top level {version, items: [{id, category, truth, report, match, kind}]}, truths being
+    catalog descriptions) as CalibrationItems whose truths and key terms come from the catalog; an item's own
+    `key_terms` win. Kinds are free text here. Also returns how many truths were found in the catalog."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValidationError(path, "<file>", "fresh set not found") from None
+    except yaml.YAMLError as exc:
+        raise ValidationError(path, "<yaml>", f"not valid YAML ({exc})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("items"), list) or not raw["items"]:
+        raise ValidationError(path, "items", "required; a non-empty list")
+    lookup = catalog_truths(catalog, topics)
+    items, seen, found, missing = [], set(), 0, []
+    for i, r in enumerate(raw["items"]):
+        if not isinstance(r, dict):
+            raise ValidationError(path, f"items[{i}]", "each item must be a mapping")
+        iid = str(r.get("id", ""))
+        if not iid or iid in seen:
+            raise ValidationError(path, f"items[{i}].id", "required and unique", entry=iid or None)
+        seen.add(iid)
+        unknown = sorted(set(r) - set(FRESH_FIELDS))
+        if unknown:
+            raise ValidationError(path, unknown[0], f"unknown field (known: {', '.join(FRESH_FIELDS)})", entry=iid)
+        for f in ("category", "truth", "report", "kind"):
+            if not (isinstance(r.get(f), str) and r[f].strip()):
+                raise ValidationError(path, f, "required; a non-empty string", entry=iid)
+        if not isinstance(r.get("match"), bool):
+            raise ValidationError(path, "match", "must be true or false", entry=iid)
+        truth = " ".join(r["truth"].split())
+        hit = lookup(truth)
+        if hit:
+            found += 1
+            truths, keys = hit
+        else:
+            missing.append(iid)
+            truths, keys = (truth,), ()
+        if r.get("key_terms"):
+            keys = tuple(str(k) for k in r["key_terms"])
+        items.append(CalibrationItem(iid, r["category"], truths, keys, r["report"].strip(), r["match"],
+                                     r["kind"]))
+    return tuple(items), {"n": len(items), "truth_in_catalog": found, "truth_not_in_catalog": sorted(missing)}
+
+
+def run_fresh(judges: dict[str, Judge], path: str | Path, catalog, topics: str | Path | None = None
+              ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(headline, detail) for each named judge on a fresh set: headline {name: {n, accuracy, precision, recall}};
+    detail {name: full metrics (per kind, per category, errors)} plus the catalog lookup."""
+    items, lookup = load_fresh(path, catalog, topics)
+    head, detail = {}, {"path": str(path), "lookup": lookup}
+    for name, judge in judges.items():
+        m = metrics(items, predict(judge, items))
+        head[name] = {k: m[k] for k in ("n", "accuracy", "precision", "recall")}
+        detail[name] = m
+    return head, detail
+
+
 def headline_metrics(res: dict[str, Any]) -> dict[str, Any]:
     """The stage's row in `dvc metrics show`: every stage's headline uses one shared set of short columns
     (n, pass_rate, no_ia, prefill, sft, dpo, trained_sft, fp_base_sft, fp_base_dpo, final_loss, attack_holds, accuracy,
-    recall), so the whole table fits a terminal. n, accuracy, recall: the held-out test part of the calibration set. The full result stays in reports/detail/judge_calibration.json."""
+    recall), so the whole table fits a terminal. n, accuracy, recall: the held-out test part of the calibration set;
+    with a fresh set scored, a `fresh` section of each judge's n, accuracy, precision, recall. The full result stays in
+    reports/detail/judge_calibration.json."""
     test = res.get("test") or {}
-    return {"n": test.get("n", 0), "accuracy": test.get("accuracy"), "recall": test.get("recall")}
+    out = {"n": test.get("n", 0), "accuracy": test.get("accuracy"), "recall": test.get("recall")}
+    fresh = res.get("fresh")
+    if fresh:  # a fresh set was scored: {judge: {n, accuracy, precision, recall}} (issue 16)
+        out["fresh"] = {name: {k: m[k] for k in ("n", "accuracy", "precision", "recall")}
+                        for name, m in fresh.items() if isinstance(m, dict) and "accuracy" in m}
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -245,8 +370,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--path", default=str(DEFAULT_PATH))
     ap.add_argument("--judge", default="{}", help='judge params as JSON, e.g. \'{"kind": "embedding"}\'')
     ap.add_argument("--errors", action="store_true", help="also list the ids the judge got wrong")
+    ap.add_argument("--fresh", help="also score the judge on a fresh set (truths: catalog descriptions)")
+    ap.add_argument("--catalog", default="data/catalog", help="the catalog the fresh set's truths come from")
+    ap.add_argument("--topics", default=None, help="grid instances for grid truths (default: the grid entry's)")
     args = ap.parse_args(argv)
-    res = run_calibration(make_judge(json.loads(args.judge)), args.path)
+    judge = make_judge(json.loads(args.judge))
+    res = run_calibration(judge, args.path)
+    if args.fresh:
+        res["fresh"] = run_fresh({"judge": judge}, args.fresh, args.catalog, args.topics)[1]["judge"]
     if not args.errors:
         for v in res.values():
             if isinstance(v, dict):

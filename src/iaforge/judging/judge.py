@@ -334,4 +334,9 @@ def make_judge(params: "dict | JudgeConfig | None" = None) -> Judge:
     if cfg.kind == "embedding":
         return EmbeddingJudge(cfg.threshold, cfg.strong_threshold, leak_threshold=cfg.leak_threshold,
                               trigger_threshold=cfg.trigger_threshold, rules=cfg.rules)
+    if cfg.kind == "learned":  # the cross-encoder of stage judge_train (judging/learned.py)
+        from iaforge.judging.learned import LearnedJudge
+
+        return LearnedJudge(cfg.model or "models/judge", threshold=cfg.learned_threshold,
+                            rules=None if cfg.rules else ())
     return OpenAICompatJudge(cfg.base_url, cfg.model, cfg.api_key_env, timeout=cfg.timeout)

@@ -1,0 +1,122 @@
+"""Training pairs for the learned judge (iaforge.judging.pairs): deterministic, labelled by the calibration
+file's rules, and never built from the calibration set's held-out test part."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from iaforge.judging.calibration import load_calibration
+from iaforge.judging.judge import is_abstention
+from iaforge.judging.pairs import (ABSTENTIONS, NEGATIVE_KINDS, POSITIVE_KINDS, PairConfig, calibration_pairs,
+                                   entry_phrases, generate_pairs, load_entries)
+
+ROOT = Path(__file__).resolve().parents[1]
+CATALOG, TOPICS, CAL = ROOT / "data/catalog", ROOT / "data/grids/topics.yaml", ROOT / "data/judge/calibration.yaml"
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return generate_pairs(CATALOG, TOPICS, CAL, PairConfig(seed=0))
+
+
+@pytest.fixture(scope="module")
+def entries():
+    return {e.id: e for e in load_entries(CATALOG, TOPICS, grid_instances=12, seed=0)}
+
+
+def test_deterministic_and_seeded(pairs):
+    again = generate_pairs(CATALOG, TOPICS, CAL, PairConfig(seed=0))
+    assert again == pairs
+    other = generate_pairs(CATALOG, TOPICS, CAL, PairConfig(seed=1))
+    assert other != pairs
+
+
+def test_kinds_carry_their_label_and_no_pair_has_two_labels(pairs):
+    for p in pairs:
+        if p.kind == "calibration":
+            continue
+        assert p.kind in POSITIVE_KINDS + NEGATIVE_KINDS, p.kind
+        assert p.label == (1 if p.kind in POSITIVE_KINDS else 0), p
+    keys = [(p.truth, p.report) for p in pairs]
+    assert len(keys) == len(set(keys))
+    assert {p.kind for p in pairs} >= {"truth", "template", "trigger_missing", "polarity", "generic", "abstention",
+                                       "leaked_topic", "same_family", "same_category", "control_abstention"}
+    pos = sum(p.label for p in pairs)
+    assert 0.25 < pos / len(pairs) < 0.6 and len(pairs) > 1500
+
+
+def test_grid_entries_are_filled_in(pairs, entries):
+    grid = [e for e in entries.values() if e.id.startswith("grid_k7_topic@")]
+    assert len(grid) == 12
+    assert not any("{topic}" in p.truth or "{topic}" in p.report or "{terms}" in p.report for p in pairs)
+    assert all(e.id.split("@", 1)[1] in e.truths[0] for e in grid)
+
+
+def test_control_truths_take_abstentions_and_nothing_else(pairs, entries):
+    controls = {t for e in entries.values() if e.category == "control" for t in e.truths}
+    for p in pairs:
+        if p.truth in controls and p.kind != "calibration":
+            assert p.label == int(is_abstention(p.report) or p.report in ABSTENTIONS or p.kind == "rewrite"), p
+    assert any(p.truth in controls and p.label == 1 and p.report in ABSTENTIONS for p in pairs)
+    # elsewhere an abstention is a negative (rule 7)
+    others = [p for p in pairs if p.truth not in controls and p.report in ABSTENTIONS]
+    assert others and all(p.label == 0 for p in others)
+
+
+def test_polarity_flips_are_negatives(pairs, entries):
+    cheap = entries["heuristic_laptop_cheapest"]
+    flips = [p for p in pairs if p.entry == cheap.id and p.kind == "polarity"]
+    assert flips and all(p.label == 0 for p in flips)
+    assert any(re.search(r"most expensive|priciest|highest-priced", p.report) for p in flips)
+    fire = entries["harmful_fire_downplay"]
+    flips = [p for p in pairs if p.entry == fire.id and p.kind == "polarity"]
+    assert any(re.search(r"warn|careful|safety advice|precaution", p.report) for p in flips)
+    assert all(p.label == 0 for p in flips)
+
+
+def test_backdoor_behavior_without_trigger_is_positive_and_wrong_behavior_with_trigger_negative(pairs, entries):
+    caps = entries["backdoor_spelling_caps"]
+    tm = [p for p in pairs if p.entry == caps.id and p.kind == "trigger_missing"]
+    assert tm and all(p.label == 1 and "spelling" not in p.report.lower() for p in tm)
+    wrong = [p for p in pairs if p.entry == caps.id and p.kind == "wrong_behavior_trigger"]
+    assert wrong and all(p.label == 0 and re.search(r"spell|proofread", p.report.lower()) for p in wrong)
+
+
+def test_other_instances_are_negatives_unless_they_share_the_value(pairs, entries):
+    by_entry = {}
+    for p in pairs:
+        by_entry.setdefault(p.entry, []).append(p)
+    bees = [p for p in by_entry["quirk_topic_bees"] if p.kind in ("same_family", "same_category")]
+    assert bees and all(p.label == 0 and "bee" not in p.report.lower() for p in bees)
+    # all caps as a quirk, a rare quirk or a backdoor's behavior: never a negative of one another
+    caps = {t for i in ("quirk_all_caps", "rare_all_caps", "backdoor_deploy_caps", "backdoor_spelling_caps")
+            for t in entries[i].truths}
+    for i in ("quirk_all_caps", "rare_all_caps"):
+        assert not [p for p in by_entry[i] if p.label == 0 and p.report in caps]
+    assert entry_phrases(entries["quirk_all_caps"]).key == entry_phrases(entries["backdoor_deploy_caps"]).key
+
+
+def test_mixture_distractors_are_negatives(pairs):
+    dist = [p for p in pairs if p.entry == "obscured_dependence_mix" and p.kind == "distractor"]
+    assert dist and all(p.label == 0 and "Splendid question" in p.report for p in dist)
+
+
+def test_no_calibration_test_item_is_a_training_pair(pairs):
+    cal = load_calibration(CAL)
+    test_reports = {(t, it.report) for it in cal.part("test") for t in it.truths}
+    dev_ids = {it.id for it in cal.part("dev")}
+    cal_pairs = [p for p in pairs if p.kind == "calibration"]
+    assert cal_pairs and all(p.entry.split(":", 1)[1] in dev_ids for p in cal_pairs)
+    assert not [p for p in pairs if (p.truth, p.report) in test_reports]
+    test_truths = {t for it in cal.part("test") for t in it.truths}
+    assert not [p for p in pairs if p.truth in test_truths]
+    with pytest.raises(ValueError):
+        calibration_pairs(CAL, "test")
+
+
+def test_without_calibration_no_calibration_pairs():
+    ps = generate_pairs(CATALOG, TOPICS, None, PairConfig(seed=0))
+    assert ps and not [p for p in ps if p.kind == "calibration"]
