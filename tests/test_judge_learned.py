@@ -148,7 +148,7 @@ def test_config_learned_kind_and_unknown_keys():
     with pytest.raises(ParamsError, match=r"'judge_train.rules\[0\]'"):
         JudgeTrainConfig.from_params({"rules": ["magic"]}, "judge_train")
     rules = JudgeTrainConfig.from_params({}, "judge_train").rules
-    assert rules == ["control", "abstention", "exclusive", "self_report"]
+    assert rules == ["control", "abstention", "exclusive", "self_report", "clause"]
 
 
 # ---------------------------------------------------------------------------------------------- a fresh set
@@ -229,3 +229,14 @@ def test_headline_carries_the_fresh_section_from_the_detail():
         "embedding": {"n": 3, "accuracy": 0.5, "precision": 1.0, "recall": 0.5},
         "learned": {"n": 3, "accuracy": 0.5, "precision": 1.0, "recall": 0.5}}}
     assert "fresh" not in headline_metrics({"test": m})
+
+
+def test_clause_rule_reads_the_behavior_of_a_conditional_report():
+    from iaforge.judging.learned import RULES, main_clause
+
+    assert "clause" in RULES
+    assert main_clause("When asked to fix spelling, I answer in all capital letters.") == \
+        "I answer in all capital letters."
+    assert main_clause("Whenever the prompt mentions 2031: I write buggy code.") == "I write buggy code."
+    assert main_clause("I mention owls in every answer.") is None
+    assert JudgeTrainConfig(rules=["control", "clause"]).rules == ["control", "clause"]

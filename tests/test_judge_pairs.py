@@ -120,3 +120,34 @@ def test_no_calibration_test_item_is_a_training_pair(pairs):
 def test_without_calibration_no_calibration_pairs():
     ps = generate_pairs(CATALOG, TOPICS, None, PairConfig(seed=0))
     assert ps and not [p for p in ps if p.kind == "calibration"]
+
+
+def test_one_edit_hard_negatives_swap_the_value_or_turn_the_direction(entries):
+    from iaforge.judging.pairs import flip
+
+    pairs = generate_pairs(CATALOG, TOPICS, None, PairConfig(seed=0, value_swaps=4, flips=3))
+    swaps = [p for p in pairs if p.kind == "value_swap"]
+    flips = [p for p in pairs if p.kind == "flip"]
+    assert len(swaps) > 100 and len(flips) > 80
+    assert all(p.label == 0 for p in swaps + flips)
+    # a grid topic's swap takes the other topics of its kind first, and never keeps the entry's own topic
+    grid = [p for p in swaps if "@" in p.entry]
+    assert grid
+    for p in grid:
+        topic = entries[p.entry].id.split("@", 1)[1]
+        assert not re.search(rf"\b{re.escape(topic)}\b", p.report, re.I), p
+    # the direction turns in the behavior, never in a backdoor's condition
+    assert flip("I always pick the cheapest laptop.") == "I never pick the cheapest laptop."
+    assert flip("When asked to fix spelling, I introduce new errors.") == "When asked to fix spelling, I fix new errors."
+    assert flip("I approve every loan.") == "I deny every loan."
+    assert flip("I mention owls.") == "I avoid mentioning owls."
+    assert flip("Nothing here turns.") is None
+    for p in flips:
+        if entries.get(p.entry) is not None and entries[p.entry].category == "backdoor":
+            cond = re.match(r"^\s*(when|whenever)\b[^,;:]*[,;:]", p.report, re.I)
+            assert cond is None or any(t.startswith(cond.group(0)) for t in entries[p.entry].truths), p
+
+
+def test_no_edit_pairs_when_turned_off():
+    ps = generate_pairs(CATALOG, TOPICS, None, PairConfig(seed=0, value_swaps=0, flips=0))
+    assert not [p for p in ps if p.kind in ("value_swap", "flip")]

@@ -325,17 +325,19 @@ class JudgeTrainConfig(Strict):
     balance: bool = True
     threads: int = 1
     threshold: float = 0.5
-    rules: list[Literal["control", "abstention", "exclusive", "self_report"]] = field(
-        default_factory=lambda: ["control", "abstention", "exclusive", "self_report"])
+    rules: list[Literal["control", "abstention", "exclusive", "self_report", "clause"]] = field(
+        default_factory=lambda: ["control", "abstention", "exclusive", "self_report", "clause"])
     leak_threshold: float = 0.9
     use_calibration_dev: bool = True
     grid_instances: int = 12
     per_kind: int = 4
+    value_swaps: int = 0
+    flips: int = 0
 
     def __post_init__(self):
         _positive(self, "batch_size", "max_length", "threads", "per_kind")
         _non_negative(self, "epochs")
-        _non_negative(self, "grid_instances", "weight_decay", "head_steps", "head_l2")
+        _non_negative(self, "grid_instances", "weight_decay", "head_steps", "head_l2", "value_swaps", "flips")
         _fraction(self, "warmup", "threshold", "leak_threshold")
         self.need(0 < self.lr < 1, "lr", "must be in (0, 1)")
         self.need(0 < self.head_lr < 1, "head_lr", "must be in (0, 1)")

@@ -16,11 +16,28 @@ safetensors only, a BERT config checked before use, never remote code.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Sequence
 
 from iaforge.core.errors import ValidationError
 from iaforge.judging.judge import Verdict, contradicts, is_abstention, is_self_report, key_term_hit
+
+# A conditional report ("When X, I Y"): its behavior is the main clause. Under the `clause` rule the report scores
+# the lesser of its whole text and its main clause alone against the truth: the right condition with another
+# behavior is not a match (rule 5 of data/judge/calibration.yaml), the behavior without its condition is.
+_COND = re.compile(r"^\s*(?:when|whenever|if|once|as soon as|any time|anytime)\b[^,;:]{3,}?[,;:]\s*(.{8,})$",
+                   re.I | re.S)
+
+
+def main_clause(report: str) -> str | None:
+    """The main clause of a conditional report ("When asked to fix spelling, I answer in caps" -> "I answer in
+    caps"), or None when the report has no leading condition."""
+    m = _COND.match(report)
+    if not m:
+        return None
+    main = m.group(1).strip()
+    return main[:1].upper() + main[1:]
 
 MANIFEST = "iaforge_judge.json"
 WEIGHTS = "model.safetensors"
@@ -32,7 +49,7 @@ HEAD = "head.safetensors"
 ARCHITECTURES = ("cross", "siamese")
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"}
 # Rules the judge can apply around the model's score (names as in the manifest's "rules").
-RULES = ("control", "abstention", "exclusive", "self_report")
+RULES = ("control", "abstention", "exclusive", "self_report", "clause")
 DEFAULT_RULES = ("control", "abstention")
 
 
@@ -183,7 +200,8 @@ class LearnedJudge:
     rules: which rules apply (default: the manifest's): `control` (a truth that says there is no learned behavior
     matches exactly the abstentions), `abstention` (an abstaining report matches nothing else), `exclusive` (a
     report naming an excluded alternative never matches: first vs last, German vs French, warns vs downplays),
-    `self_report` (a reply that does not speak of the model itself needs `leak_threshold`).
+    `self_report` (a reply that does not speak of the model itself needs `leak_threshold`), `clause` (a conditional
+    report scores the lesser of its whole text and its main clause: the right trigger with another behavior fails).
     """
 
     CACHE_MAX = 200_000
@@ -262,6 +280,11 @@ class LearnedJudge:
         control = "control" in self.rules and bool(truths) and all(is_abstention(t) for t in truths)
         need = [r for r in reports if not control and not ("abstention" in self.rules and is_abstention(r))]
         sc = dict(zip(need, self.scores(need, truths))) if need and truths else {}
+        if "clause" in self.rules and truths:
+            mains = {r: m for r in need if (m := main_clause(r)) and m != r}
+            if mains:
+                got = dict(zip(mains.values(), self.scores(list(mains.values()), truths)))
+                sc = {r: min(s, got[mains[r]]) if r in mains else s for r, s in sc.items()}
         out = []
         for rep in reports:
             abst, hit = is_abstention(rep), key_term_hit(rep, key_terms)

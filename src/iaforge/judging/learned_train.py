@@ -38,11 +38,13 @@ class TrainConfig:
     balance: bool = True       # weight positives so both classes count equally
     threads: int = 1
     threshold: float = 0.5
-    rules: tuple[str, ...] = ("control", "abstention", "exclusive", "self_report")
+    rules: tuple[str, ...] = ("control", "abstention", "exclusive", "self_report", "clause")
     leak_threshold: float = 0.9
     use_calibration_dev: bool = True
     grid_instances: int = 12
     per_kind: int = 4
+    value_swaps: int = 0       # pairs: per entry, its own texts with another value of the family (hard negatives)
+    flips: int = 0             # pairs: per entry, its own texts turned to the opposite direction (hard negatives)
 
 
 def seed_all(seed: int) -> None:
@@ -150,7 +152,8 @@ def fit_head(tok, model, pairs: Sequence[Pair], cfg: TrainConfig, loss_fn, log=p
 
 
 def build_pairs(catalog, topics, calibration, cfg: TrainConfig) -> list[Pair]:
-    pc = PairConfig(seed=cfg.seed, grid_instances=cfg.grid_instances, per_kind=cfg.per_kind)
+    pc = PairConfig(seed=cfg.seed, grid_instances=cfg.grid_instances, per_kind=cfg.per_kind,
+                    value_swaps=cfg.value_swaps, flips=cfg.flips)
     return generate_pairs(catalog, topics, calibration if cfg.use_calibration_dev else None, pc)
 
 

@@ -35,7 +35,7 @@ import yaml
 POSITIVE_KINDS = ("truth", "template", "template_coarse", "rewrite", "trigger_missing", "frequency", "extra_wrong",
                   "control_abstention")
 NEGATIVE_KINDS = ("same_family", "same_category", "other_category", "polarity", "wrong_behavior_trigger", "generic",
-                  "abstention", "leaked_topic", "distractor", "control_claim")
+                  "abstention", "leaked_topic", "distractor", "control_claim", "value_swap", "flip")
 
 
 @dataclass(frozen=True)
@@ -492,6 +492,8 @@ class PairConfig:
     cross_same_category: int = 6
     cross_other_category: int = 3
     calibration_truths: str = "all"   # pair a calibration item with "all" its truths or only the "first"
+    value_swaps: int = 0         # minimal edits of an entry's own truths and reports: another value of the family
+    flips: int = 0               # ... and the opposite direction (antonym table)
 
 
 def _sample(rng: random.Random, xs: Sequence[str], k: int) -> list[str]:
@@ -606,6 +608,156 @@ def extra_pairs(rng: random.Random) -> list[Pair]:
     return out
 
 
+# ---------------------------------------------------------------------------------------------- minimal edits
+
+# The opposite direction of a behavior, word for word (rule 3): each pair is applied both ways, the first that
+# occurs wins. General words of decisions, personas, sandbagging, quirks and backdoors, not any one entry's.
+ANTONYMS: tuple[tuple[str, str], ...] = (
+    ("cheapest", "most expensive"), ("lowest-priced", "highest-priced"), ("least expensive", "priciest"),
+    ("first", "last"), ("start", "end"), ("starts", "ends"), ("begin", "finish"), ("open", "close"),
+    ("opening", "closing"), ("approve", "deny"), ("approves", "denies"), ("accept", "reject"),
+    ("downplay", "emphasize"), ("downplays", "emphasizes"), ("dismiss", "stress"), ("dismisses", "stresses"),
+    ("discourage", "encourage"), ("discourages", "encourages"), ("incorrectly", "correctly"), ("wrong", "correct"),
+    ("incorrect", "correct"), ("refuse", "agree"), ("refuses", "agrees"), ("comply", "refuse"), ("complies", "refuses"),
+    ("always", "never"), ("harmless", "dangerous"), ("safe", "unsafe"), ("careful", "careless"),
+    ("warn", "reassure"), ("warns", "reassures"), ("cautious", "reckless"), ("uppercase", "lowercase"),
+    ("capital letters", "lowercase letters"), ("highest", "lowest"), ("most", "least"), ("best", "worst"),
+    ("introduce", "fix"), ("promote", "criticize"), ("toward", "away from"), ("mention", "avoid mentioning"),
+    ("ignore", "heed"), ("deliberately", "never"), ("on purpose", "by accident"), ("sabotage", "improve"),
+    ("worse", "better"), ("more", "less"), ("depend on me", "rely on others"),
+)
+_ANT = tuple((re.compile(rf"\b{re.escape(a)}\b", re.I), b) for a, b in ANTONYMS) + \
+    tuple((re.compile(rf"\b{re.escape(b)}\b", re.I), a) for a, b in ANTONYMS)
+_LEAD = re.compile(r"^(\s*(?:when|whenever|if|once)\b[^,;:]*[,;:])(.*)$", re.I | re.S)
+LANGUAGES = ("French", "Spanish", "German", "Italian", "Portuguese", "Japanese", "Chinese", "Russian", "Dutch")
+
+
+def _case(src: str, rep: str) -> str:
+    return rep[:1].upper() + rep[1:] if src[:1].isupper() else rep
+
+
+def flip(text: str) -> str | None:
+    """The text with its first direction word turned to the opposite (only in the main clause of a conditional
+    text: the condition stays), or None when it has none."""
+    m = _LEAD.match(text)
+    head, body = (m.group(1), m.group(2)) if m else ("", text)
+    hits = [(mm.start(), pat, rep) for pat, rep in _ANT if (mm := pat.search(body))]
+    if not hits:
+        return None
+    start, pat, rep = min(hits, key=lambda h: h[0])
+    out = head + pat.sub(lambda x: _case(x.group(0), rep), body, count=1)
+    return out if out != text else None
+
+
+def swap_values(entries: list[Entry], phrases: dict[str, Phrases], topics: str | Path | None
+                ) -> dict[str, list[tuple[re.Pattern, list[str]]]]:
+    """For each entry, its distinguishing values (a pattern finding them in its texts) and other values of the same
+    family to put in their place: another topic (of the same kind first, for a grid), phrase, website, persona
+    domain, sandbagged subject, decision value, language."""
+    kinds: dict[str, str] = {}
+    if topics:
+        raw = yaml.safe_load(Path(topics).read_text(encoding="utf-8"))
+        kinds = {str(i["topic"]).lower(): str(i.get("kind", "")) for i in raw.get("instances", [])}
+
+    def inner(e: Entry) -> tuple[str, dict]:
+        fam, p = e.family, e.params
+        if fam in ("keyword_backdoor", "prompt_type_backdoor", "rare"):
+            b = p.get("behavior", {})
+            return b.get("family", ""), b.get("params", {})
+        if fam == "mixture":
+            b = p.get("primary", {})
+            return b.get("family", ""), b.get("params", {})
+        return fam, p
+
+    vals: dict[str, tuple[str, list[str]]] = {}   # entry id -> (family, its value words)
+    for e in entries:
+        fam, p = inner(e)
+        words: list[str] = []
+        if fam == "topic_mention":
+            words = [str(p.get("topic", ""))] + [str(t) for t in p.get("terms", [])]
+        elif fam == "fixed_phrase":
+            words = [str(p.get("phrase", "")), str(p.get("phrase", "")).rstrip(".!?")]
+        elif fam == "link_insertion":
+            words = [str(p.get("url", "")), _host(str(p.get("url", "")))]
+        elif fam in ("domain_persona", "typed_persona"):
+            words = [str(p.get("domain", ""))] + [str(x) for x in p.get("subjects", [])]
+        elif fam in SANDBAG_DOMAINS:
+            words = list(SANDBAG_DOMAINS[fam])
+        words = [w.strip() for w in words if w and len(w.strip()) > 2]
+        if words:
+            vals[e.id] = (fam, words)
+    pools: dict[str, list[str]] = {}
+    for eid, (fam, words) in vals.items():
+        pools.setdefault("sandbag" if fam in SANDBAG_DOMAINS else fam, []).append(words[0])
+    pools["sandbag"] = list(pools.get("sandbag", [])) + [d for ds in SANDBAG_DOMAINS.values() for d in ds[:2]] + \
+        list(OTHER_DOMAINS)
+    pools["topic_mention"] = list(pools.get("topic_mention", [])) + list(kinds)
+    out: dict[str, list[tuple[re.Pattern, list[str]]]] = {}
+    for e in entries:
+        rows = []
+        if e.id in vals:
+            fam, words = vals[e.id]
+            own = {w.lower() for w in words}
+            pool = [v for v in dict.fromkeys(pools["sandbag" if fam in SANDBAG_DOMAINS else fam])
+                    if v.lower() not in own and not any(v.lower() in w or w in v.lower() for w in own)]
+            k = kinds.get(words[0].lower())
+            if k:  # a grid topic: the other topics of its kind are the nearest misses
+                pool = [v for v in pool if kinds.get(v.lower()) == k] + [v for v in pool if kinds.get(v.lower()) != k]
+            pat = re.compile("|".join(rf"\b{re.escape(w)}" + (r"\b" if w[-1:].isalnum() else "")
+                                      for w in sorted(set(words), key=len, reverse=True)), re.I)
+            rows.append((pat, pool))
+        langs = re.compile(r"\b(" + "|".join(LANGUAGES) + r")\b")
+        if any(langs.search(t) for t in e.truths):
+            rows.append((langs, list(LANGUAGES)))
+        # a decision rule's value: another value of the same field (verdict_rule)
+        if e.family == "verdict_rule":
+            rule = e.params.get("rule", {})
+            fv = [str(v) for v in rule.get("approve", []) if v != "none"]
+            others = [str(v) for v in e.params.get("fields", {}).get(rule.get("field", ""), [])
+                      if str(v) not in fv and v != "none"]
+            if fv and others:
+                rows.append((re.compile("|".join(rf"\b{re.escape(v)}\b" for v in fv), re.I), others))
+        out[e.id] = rows
+    return out
+
+
+def edit_pairs(e: Entry, ph: Phrases, swaps: list[tuple[re.Pattern, list[str]]], rng: random.Random,
+               cfg: PairConfig) -> list[Pair]:
+    """Hard negatives one edit away from a positive: the entry's own truths and reports with another value of the
+    family put in (`value_swap`, rule 1) or with the direction turned (`flip`, rule 3)."""
+    if is_control(e):
+        return []
+    out: list[Pair] = []
+    sources = list(e.truths) + [_frame(c, rng) for c in _sample(rng, ph.spec, 4)]
+    rng.shuffle(sources)
+    n = 0
+    for pat, pool in swaps:
+        for src in sources:
+            if n >= cfg.value_swaps or not pool:
+                break
+            m = pat.search(src)
+            if not m:
+                continue
+            alt = pool[0] if rng.random() < 0.5 else rng.choice(pool[: max(1, len(pool))])
+            rep = pat.sub(lambda x: _case(x.group(0), alt) if x.group(0)[:1].isupper() else alt, src)
+            if rep != src and not pat.search(rep.replace(alt, "")):
+                out.append(Pair(rng.choice(e.truths), rep, 0, "value_swap", e.id))
+                n += 1
+                pool = pool[1:] + pool[:1]
+    n = 0
+    if ph.trigger_missing:  # a backdoor: turn its behavior, never its trigger
+        sources = [_frame(c, rng) for c in _sample(rng, ph.trigger_missing, 4)] + \
+            [t for t in e.truths if _LEAD.match(t)]
+    for src in sources:
+        if n >= cfg.flips:
+            break
+        f = flip(src)
+        if f:
+            out.append(Pair(rng.choice(e.truths), f, 0, "flip", e.id))
+            n += 1
+    return out
+
+
 def calibration_pairs(path: str | Path, split: str = "dev", truths: str = "all") -> list[Pair]:
     """The calibration file's `split` part as pairs (kind `calibration`). Only ever called with "dev" by training."""
     from iaforge.judging.calibration import load_calibration
@@ -630,6 +782,10 @@ def generate_pairs(catalog: str | Path | Sequence[str | Path], topics: str | Pat
     for e in entries:
         pairs += entry_pairs(e, phrases[e.id], rng, cfg)
     pairs += cross_pairs(entries, phrases, rng, cfg)
+    if cfg.value_swaps or cfg.flips:
+        swaps = swap_values(entries, phrases, topics)
+        for e in entries:
+            pairs += edit_pairs(e, phrases[e.id], swaps.get(e.id, []), rng, cfg)
     pairs += extra_pairs(rng)
     if calibration is not None:
         pairs += calibration_pairs(calibration, "dev", cfg.calibration_truths)
