@@ -105,6 +105,8 @@ def _eval_detail():
 
 COLUMNS = {"n", "pass_rate", "no_ia", "prefill", "sft", "dpo", "trained_sft", "fp_base_sft", "fp_base_dpo",
            "final_loss", "attack_holds", "accuracy", "recall",
+           # metrics/judge_calibration.json's `fresh` section (issue 16): {judge: {n, accuracy, precision, recall}}
+           "precision",
            # metrics/grid.json (evaluation/grid.py): its top-1 accuracy is read against chance (1 / the grid's
            # topics), and its false positives on null variants have no column among the others
            "chance", "fp_null_sft"}
@@ -116,7 +118,8 @@ def test_all_metrics_files_share_one_short_set_of_columns():
     for stage in stages().values():
         for f in declared(stage, "metrics"):
             if (ROOT / f).exists():
-                keys |= {k for k, _ in leaves(json.loads((ROOT / f).read_text()))}
+                # nested sections (judge_calibration's fresh.<judge>.*) reuse the columns as their last part
+                keys |= {k.rsplit(".", 1)[-1] for k, _ in leaves(json.loads((ROOT / f).read_text()))}
     assert keys <= COLUMNS, sorted(keys - COLUMNS)
 
 

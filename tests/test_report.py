@@ -102,3 +102,19 @@ def test_report_draws_the_scaling_curve_with_its_baselines():
     assert rows == ["8", "16"]  # sorted by n_train
     assert "1/16" in sec and "1/24" in sec
     assert "Grid IA scaling" not in build_report(**_inputs())  # no sweep, no section
+
+
+def test_report_puts_the_judges_side_by_side_on_the_blind_set():
+    jc = {"test": {"n": 100, "accuracy": 0.9, "precision": 0.88, "recall": 0.86},
+          "judges": {"embedding": {"test": {"n": 100, "accuracy": 0.89, "precision": 0.9, "recall": 0.8}},
+                     "learned": {"test": {"n": 100, "accuracy": 0.91, "precision": 0.93, "recall": 0.87}}},
+          "fresh": {"path": "data/judge/fresh2.yaml", "lookup": {},
+                    "embedding": {"n": 4, "accuracy": 0.5, "precision": 0.5, "recall": 0.25,
+                                  "per_kind": {"polarity_flip": {"n": 2, "accuracy": 0.5}}},
+                    "learned": {"n": 4, "accuracy": 0.75, "precision": 0.7, "recall": 1.0,
+                                "per_kind": {"polarity_flip": {"n": 2, "accuracy": 0.0}}}}}
+    page = build_report(**{**_inputs(), "judge_calibration": jc})
+    sec = page[page.index("Blind set"):]
+    assert "data/judge/fresh2.yaml" in sec and "accuracy: learned" in sec and "polarity_flip" in sec
+    assert re.search(r"<td>learned</td><td class=\"num\">4</td><td class=\"num\">0.75</td>", sec)
+    assert "Blind set" not in build_report(**_inputs())

@@ -196,6 +196,7 @@ def build_report(*, eval_metrics: dict, implantation: dict, ia_sft: dict | None,
         rows = [[esc(part), m.get("n"), m.get("accuracy"), m.get("precision"), m.get("recall")]
                 for part, m in judge_calibration.items() if isinstance(m, dict) and "accuracy" in m]
         parts.append(table(["set", "items", "accuracy", "precision", "recall"], rows))
+        parts.extend(judge_fresh_section(judge_calibration))
 
     # Examples
     parts.append("<h2>Example self-reports</h2>")
@@ -374,4 +375,32 @@ def scaling_section(points: Sequence[dict]) -> list[str]:
                        p.get("implanted_untriggered"), p.get("implanted_leak"),
                        None if p.get("gate_passed") is None else f"{p['gate_passed']}/{p.get('n_grid_variants')}"]
                       for p in pts]))
+    return out
+
+
+def judge_fresh_section(jc: dict) -> list[str]:
+    """Every judge side by side: on the calibration set's parts, and on the blind `fresh` set (written by someone
+    who never saw a judge's code), with accuracy per kind of report there."""
+    out = []
+    judges = jc.get("judges") or {}
+    if judges:
+        out.append('<p class="muted">Each judge on the calibration set (the learned judge trains on its dev part).</p>')
+        out.append(table(["judge", "set", "items", "accuracy", "precision", "recall"],
+                         [[esc(name), esc(part), m.get("n"), m.get("accuracy"), m.get("precision"), m.get("recall")]
+                          for name, parts in judges.items() for part, m in parts.items()]))
+    fresh = jc.get("fresh") or {}
+    names = [n for n, m in fresh.items() if isinstance(m, dict) and "accuracy" in m]
+    if names:
+        out.append(f'<h3>Blind set ({esc(fresh.get("path", "fresh"))})</h3><p class="muted">Labelled pairs written '
+                   "blind to every judge; truths are catalog descriptions. The target of issue 16: accuracy >= 0.90 "
+                   "and recall >= 0.85.</p>")
+        out.append(table(["judge", "items", "accuracy", "precision", "recall"],
+                         [[esc(n), fresh[n].get("n"), fresh[n].get("accuracy"), fresh[n].get("precision"),
+                           fresh[n].get("recall")] for n in names]))
+        kinds = sorted({k for n in names for k in (fresh[n].get("per_kind") or {})})
+        if kinds:
+            out.append(table(["kind", "items", *[f"accuracy: {n}" for n in names]],
+                             [[esc(k), (fresh[names[0]].get("per_kind") or {}).get(k, {}).get("n"),
+                               *[(fresh[n].get("per_kind") or {}).get(k, {}).get("accuracy") for n in names]]
+                              for k in kinds]))
     return out
