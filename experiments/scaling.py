@@ -123,9 +123,19 @@ def run_records(root: Path) -> list[dict[str, Any]]:
     return out
 
 
+def keep_point_detail(root: Path, n: int, detail: dict[str, Any]) -> None:
+    """The point's full results (per-variant rows, the IA's summary, the variants' implantation records) in
+    experiments/results/grid_scaling/: the workspace keeps only the last point's reports."""
+    path = root / "experiments/results/grid_scaling" / f"n{n:03d}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(detail, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
 def sweep(counts: Sequence[int], *, heldout: int, dpo: int, root: Path,
           run: Callable[[Sequence[str], Path], None] = sh, dry_run: bool = False,
-          repro: bool = False) -> list[dict[str, Any]]:
+          repro: bool = False, kept: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
     """One experiment per n (ascending), the points collected after each. `run` executes a command (tests fake it).
     Each point runs the grid branch only (`grid_eval` and what it needs): as `dvc exp run -n grid-scaling-<n>
     grid_eval`, or with `repro` as plain `dvc repro grid_eval` (no experiment refs: for a workspace other
@@ -133,7 +143,7 @@ def sweep(counts: Sequence[int], *, heldout: int, dpo: int, root: Path,
     back from DVC's cache, so the sweep trains each variant once."""
     params = root / "params.yaml"
     original = params.read_text(encoding="utf-8")
-    points = []
+    points = list(kept)
     try:
         for n in sorted(set(counts)):
             params.write_text(set_counts(original, {"ia_train": n, "dpo": dpo, "heldout": heldout}), encoding="utf-8")
@@ -145,8 +155,10 @@ def sweep(counts: Sequence[int], *, heldout: int, dpo: int, root: Path,
             for c in cmds:
                 run(c, root)
             headline = json.loads((root / "metrics/grid.json").read_text(encoding="utf-8"))
-            points.append(point(n, headline, _read(root / "reports/detail/grid_ia.json"),
-                                _read(root / "reports/detail/grid.json"), run_records(root)))
+            ia, detail, records = (_read(root / "reports/detail/grid_ia.json"), _read(root / "reports/detail/grid.json"),
+                                   run_records(root))
+            points.append(point(n, headline, ia, detail, records))
+            keep_point_detail(root, n, {"grid": detail, "grid_ia": ia, "implantation": records})
             write_outputs(points, root)  # after every point: a long sweep that stops keeps what it measured
     finally:
         params.write_text(original, encoding="utf-8")
@@ -161,10 +173,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
     ap.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
     ap.add_argument("--repro", action="store_true", help="plain `dvc repro grid_eval` per point, no `dvc exp` refs")
+    ap.add_argument("--append", action="store_true",
+                    help="keep the points already in metrics/scaling.json (a point of the same n is replaced)")
     a = ap.parse_args(argv)
     if a.heldout < 1 or min(a.counts) < 1:
         ap.error("--counts and --heldout must be >= 1")
-    curve = sweep(a.counts, heldout=a.heldout, dpo=a.dpo, root=a.root, dry_run=a.dry_run, repro=a.repro)
+    kept = []
+    if a.append and (a.root / "metrics/scaling.json").exists():
+        kept = [p for p in json.loads((a.root / "metrics/scaling.json").read_text(encoding="utf-8"))
+                if p["n_train"] not in set(a.counts)]
+    curve = sweep(a.counts, heldout=a.heldout, dpo=a.dpo, root=a.root, dry_run=a.dry_run, repro=a.repro, kept=kept)
     for p in curve:
         print(f"ia_train={p['n_train']:>4}: no_ia {p['no_ia']}  prefill {p['prefill']}  sft {p['sft']}  "
               f"top-1 {p['accuracy']} (chance {p['chance']})")
