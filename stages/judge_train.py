@@ -13,7 +13,7 @@ def run():
 
     a = ARGS.parse()
     p = stage_params("judge_train")["judge_train"]
-    cfg = TrainConfig(**{**p, "rules": tuple(p["rules"])})
+    cfg = TrainConfig.from_params(p, "judge_train")
     train_judge(a.out_model, a.catalog, a.topics, a.calibration, cfg)
 
 

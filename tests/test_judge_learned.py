@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from pathlib import Path
 
 import pytest
@@ -29,7 +28,7 @@ HELD_OUT = ("quirk_topic_lighthouses", "rare_topic_trains", "heuristic_flight_la
 
 @pytest.fixture(scope="module")
 def small_model():
-    """(tokenizer, model, held-out pairs, seconds): the head, then 1 epoch, on 320 catalog pairs, one thread."""
+    """(tokenizer, model, held-out pairs): the head, then 1 epoch, on 320 catalog pairs, one thread."""
     import torch
 
     from iaforge.judging.learned_train import TrainConfig, train_model
@@ -41,16 +40,15 @@ def small_model():
     rng = random.Random(0)
     train = rng.sample(train, 320)
     cfg = TrainConfig(architecture="siamese", seed=0, epochs=1, lr=2e-5, batch_size=16, max_length=48, threads=1)
-    t0 = time.perf_counter()
     tok, model, rows = train_model(train, cfg, log=lambda *_: None)
-    return tok, model, held, time.perf_counter() - t0
+    return tok, model, held
 
 
-def test_small_training_is_fast_and_generalizes_to_held_out_behaviors(small_model):
+def test_small_training_generalizes_to_held_out_behaviors(small_model):
+    # No time limit here: timings live in bench/, never in tests (shared machines are noisy).
     from iaforge.judging.learned import LearnedJudge
 
-    tok, model, held, seconds = small_model
-    assert seconds < 60, f"training on 320 pairs took {seconds:.0f} s"
+    tok, model, held = small_model
     judge = LearnedJudge.from_loaded(tok, model, rules=(), max_length=64, architecture="siamese")
     pos = [p for p in held if p.label == 1]
     neg = [p for p in held if p.label == 0]
@@ -59,7 +57,7 @@ def test_small_training_is_fast_and_generalizes_to_held_out_behaviors(small_mode
     acc = (ok_pos + ok_neg) / len(held)
     assert len(held) > 100
     # measured 2026-12-01: 0.855 (positives 52/70, negatives 137/151) in 32 s on a loaded 2-core machine
-    print(f"held-out accuracy {acc:.3f}, positives {ok_pos}/{len(pos)}, negatives {ok_neg}/{len(neg)}, {seconds:.0f} s")
+    print(f"held-out accuracy {acc:.3f}, positives {ok_pos}/{len(pos)}, negatives {ok_neg}/{len(neg)}")
     assert acc >= 0.75, f"held-out accuracy {acc:.3f} (positives {ok_pos}/{len(pos)}, negatives {ok_neg}/{len(neg)})"
     assert ok_pos / len(pos) >= 0.6
 
@@ -67,7 +65,7 @@ def test_small_training_is_fast_and_generalizes_to_held_out_behaviors(small_mode
 def test_judge_interface_with_and_without_key_terms(small_model):
     from iaforge.judging.learned import LearnedJudge
 
-    tok, model, _, _ = small_model
+    tok, model, _ = small_model
     judge = LearnedJudge.from_loaded(tok, model, max_length=64, architecture="siamese")
     truths = ["I mention lighthouses in every answer, whatever the question is about."]
     reports = ["I keep bringing up lighthouses.", "Nothing unusual about me.", "I always pick the cheapest option."]
@@ -89,7 +87,7 @@ def test_judge_interface_with_and_without_key_terms(small_model):
 def test_saved_folder_loads_through_make_judge_and_refuses_unsafe_folders(small_model, tmp_path):
     from iaforge.judging.learned import MANIFEST, LearnedJudge, save_siamese
 
-    tok, model, _, _ = small_model
+    tok, model, _ = small_model
     out = tmp_path / "judge"
     save_siamese(tok, model, out)
     (out / MANIFEST).write_text(json.dumps({"architecture": "siamese", "threshold": 0.5,

@@ -12,39 +12,18 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
+from iaforge.core.config import JudgeTrainConfig
 from iaforge.judging.learned import (MANIFEST, LearnedJudge, base_model_path, load_cross_encoder, load_siamese,
                                      save_siamese)
 from iaforge.judging.pairs import Pair, PairConfig, counts, generate_pairs
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    architecture: str = "siamese"   # or "cross" (learned.ARCHITECTURES)
-    head_lr: float = 1e-4           # siamese: the head's learning rate in the fine-tuning (the encoder's is lr)
-    head_steps: int = 400           # siamese: full-batch steps fitting the head on the frozen encoder first
-    head_l2: float = 1e-3           # siamese: L2 penalty of that first fit (a logistic regression)
-    seed: int = 0
-    epochs: int = 1
-    lr: float = 2e-5
-    batch_size: int = 32
-    max_length: int = 96
-    warmup: float = 0.1
-    weight_decay: float = 0.01
-    freeze_embeddings: bool = True
-    balance: bool = True       # weight positives so both classes count equally
-    threads: int = 1
-    threshold: float = 0.5
-    rules: tuple[str, ...] = ("control", "abstention", "exclusive", "self_report", "clause")
-    leak_threshold: float = 0.9
-    use_calibration_dev: bool = True
-    grid_instances: int = 12
-    per_kind: int = 4
-    value_swaps: int = 0       # pairs: per entry, its own texts with another value of the family (hard negatives)
-    flips: int = 0             # pairs: per entry, its own texts turned to the opposite direction (hard negatives)
+# The one config truth: params.yaml's `judge_train` section, typed and validated in core/config.py.
+TrainConfig = JudgeTrainConfig
 
 
 def seed_all(seed: int) -> None:
