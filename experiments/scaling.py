@@ -26,7 +26,9 @@ from typing import Any, Callable, Sequence
 
 POINT_KEYS = ("n_train", "n_heldout", "no_ia", "prefill", "sft", "accuracy", "chance", "trained_sft",
               "trained_accuracy", "fp_base_sft", "fp_null_sft", "ia_steps", "ia_tokens", "ia_final_loss",
-              "implanted_triggered", "implanted_untriggered", "implanted_leak", "gate_passed", "n_grid_variants")
+              "implanted_triggered", "implanted_untriggered", "implanted_leak", "gate_passed", "n_grid_variants",
+              # the ablation with `grid_ia.target: topic` on the same variants (the IA never writes the trigger)
+              "sft_bare_topic", "accuracy_bare_topic")
 _COUNTS = re.compile(r"^(\s+)counts:.*$", re.M)
 
 
@@ -107,6 +109,17 @@ def sh(cmd: Sequence[str], cwd: Path) -> None:
     subprocess.run(list(cmd), cwd=cwd, check=True)
 
 
+def merge_ablations(points: Sequence[dict[str, Any]], root: Path) -> list[dict[str, Any]]:
+    """Each point with its bare-topic ablation (experiments/results/grid_scaling/n<NNN>_target_topic.json, written
+    by a run of the same variants with `grid_ia.target: topic`), where there is one."""
+    out = []
+    for p in points:
+        abl = _read(root / "experiments/results/grid_scaling" / f"n{p['n_train']:03d}_target_topic.json")
+        head = (abl or {}).get("headline") or {}
+        out.append({**p, "sft_bare_topic": head.get("sft"), "accuracy_bare_topic": head.get("accuracy")})
+    return out
+
+
 def _read(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
@@ -173,11 +186,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
     ap.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
     ap.add_argument("--repro", action="store_true", help="plain `dvc repro grid_eval` per point, no `dvc exp` refs")
+    ap.add_argument("--merge-ablations", action="store_true",
+                    help="only rewrite metrics/scaling.json with each point's bare-topic ablation result, run nothing")
     ap.add_argument("--append", action="store_true",
                     help="keep the points already in metrics/scaling.json (a point of the same n is replaced)")
     a = ap.parse_args(argv)
     if a.heldout < 1 or min(a.counts) < 1:
         ap.error("--counts and --heldout must be >= 1")
+    if a.merge_ablations:
+        write_outputs(merge_ablations(json.loads((a.root / "metrics/scaling.json").read_text(encoding="utf-8")), a.root),
+                      a.root)
+        return 0
     kept = []
     if a.append and (a.root / "metrics/scaling.json").exists():
         kept = [p for p in json.loads((a.root / "metrics/scaling.json").read_text(encoding="utf-8"))

@@ -97,7 +97,7 @@ def test_report_draws_the_scaling_curve_with_its_baselines():
     sec = page[page.index("Grid IA scaling"):]
     chart = sec[sec.index("<svg"):sec.index("</svg>")]
     # one polyline per series that has values; top-1 has one point only, still drawn as a line of one point
-    assert chart.count("<polyline") == 6 and "held-out, no IA" in chart and "top-1 chance" in chart
+    assert chart.count("<polyline") == 6 and "IA on bare topics" in chart and "held-out, no IA" in chart and "top-1 chance" in chart
     rows = re.findall(r"<tr><td class=\"num\">(\d+)</td>", sec)
     assert rows == ["8", "16"]  # sorted by n_train
     assert "1/16" in sec and "1/24" in sec

@@ -324,7 +324,8 @@ def grid_section(g: dict, ia: dict | None = None) -> list[str]:
 
 SCALING_SERIES = (("sft", "held-out, SFT IA", "#2f6fb0"), ("no_ia", "held-out, no IA", "#9aa5b1"),
                   ("prefill", "held-out, prefill", "#d9822b"), ("accuracy", "held-out top-1, SFT IA", "#1f9d55"),
-                  ("trained_sft", "training variants, SFT IA", "#7b4fb0"), ("chance", "top-1 chance", "#cf3a3a"))
+                  ("trained_sft", "training variants, SFT IA", "#7b4fb0"), ("chance", "top-1 chance", "#cf3a3a"),
+                  ("sft_bare_topic", "held-out, IA on bare topics", "#0b7285"))
 
 
 def line_chart(points: Sequence[dict], series: Sequence[tuple[str, str, str]], *, x: str, title: str,
@@ -366,10 +367,13 @@ def scaling_section(points: Sequence[dict]) -> list[str]:
            "variant alone: what it leaks without the IA. Implanted: the variants' own rates with and without the "
            "trigger and when asked about themselves (leak), and how many pass the gate.</p>",
            line_chart(pts, SCALING_SERIES, x="n_train", title="grid IA scaling")]
-    out.append(table(["training variants", "held-out", "no IA", "prefill", "SFT IA", "top-1 (SFT IA)", "chance",
+    out.append('<p class="muted">IA on bare topics: the same variants with an IA whose target is the bare topic, so its '
+               "output never contains the grid's shared trigger (an IA that writes the trigger can let the variant's "
+               "backdoor finish the sentence).</p>")
+    out.append(table(["training variants", "held-out", "no IA", "prefill", "SFT IA", "IA on bare topics", "top-1 (SFT IA)", "chance",
                       "training variants, SFT IA", "fp base", "fp nulls", "IA steps", "with trigger",
                       "without", "leak", "gate passed"],
-                     [[p["n_train"], p.get("n_heldout"), p.get("no_ia"), p.get("prefill"), p.get("sft"),
+                     [[p["n_train"], p.get("n_heldout"), p.get("no_ia"), p.get("prefill"), p.get("sft"), p.get("sft_bare_topic"),
                        p.get("accuracy"), p.get("chance"), p.get("trained_sft"), p.get("fp_base_sft"),
                        p.get("fp_null_sft"), p.get("ia_steps"), p.get("implanted_triggered"),
                        p.get("implanted_untriggered"), p.get("implanted_leak"),
