@@ -33,7 +33,9 @@ def pipeline(tmp_path_factory, repo_root):
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=repo_root, capture_output=True,
                            text=True, check=True).stdout.split()
     for f in files:
-        if f.startswith(("metrics/", "reports/")) or f == "dvc.lock" or not (repo_root / f).is_file():
+        # stage outputs stay behind (the run makes them); metrics/scaling.json is no stage's: the sweep writes it
+        if (f.startswith(("metrics/", "reports/")) and f != "metrics/scaling.json") or f == "dvc.lock" \
+                or not (repo_root / f).is_file():
             continue
         (work / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(repo_root / f, work / f)
@@ -49,7 +51,7 @@ def test_first_run_builds_every_stage_and_valid_artifacts(pipeline):
     work, _, out = pipeline
     behaviors = yaml.safe_load((work / "params.yaml").read_text())["behaviors"]
     expected = {"base", "prompts", "base_responses", "implantation", "ia_sft", "ia_dpo", "evaluate", "judge_calibration", "report",
-                "audit_tier", "cipher_attack", "publish"}
+                "audit_tier", "cipher_attack", "publish", "judge_train"}
     expected |= {f"{s}@{b}" for b in behaviors for s in ("behavior_data", "variant")}
     shards = yaml.safe_load((work / "params.yaml").read_text()).get("grid_shards") or {}
     expected |= {"grid_ia", "grid_eval"} | {f"{s}@{k}" for k in shards for s in ("grid_variants", "grid_implantation")}
@@ -144,8 +146,10 @@ def test_changing_one_behavior_reruns_only_it_and_downstream(pipeline):
     must = {"behavior_data@quirk_topic_lighthouses", "variant@quirk_topic_lighthouses", "implantation", "evaluate",
             "audit_tier", "publish"}  # lighthouses is also an audit-tier behavior; the cipher attack does not depend on it
     # report reruns only if what it reads changed (a tiny random model may give byte-identical metrics);
-    # the IA stages must not rerun: their split's implantation file did not change
-    assert must <= ran <= must | {"report"}
+    # the IA stages must not rerun: their split's implantation file did not change. The learned judge trains on
+    # pairs from the whole catalog, so it and its calibration rerun too (the default judge is the embedding one,
+    # so no judging stage depends on it).
+    assert must | {"judge_train", "judge_calibration"} <= ran <= must | {"report", "judge_train", "judge_calibration"}
 
 
 def test_corrupt_adapter_fails_cleanly_and_keeps_old_metrics(pipeline):
