@@ -143,14 +143,18 @@ def _item(path: Path, i: int, raw: Any, seen: set[str]) -> CalibrationItem:
     return CalibrationItem(iid, raw["category"], truths, tuple(k.strip() for k in keys), report.strip(), match, kind)
 
 
-def load_calibration(path: str | Path = DEFAULT_PATH) -> CalibrationSet:
-    path = Path(path)
+def _read_yaml(path: Path, what: str) -> Any:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ValidationError(path, "<file>", "calibration file not found") from None
+        raise ValidationError(path, "<file>", f"{what} not found") from None
     except yaml.YAMLError as exc:
         raise ValidationError(path, "<yaml>", f"not valid YAML ({exc})") from None
+
+
+def load_calibration(path: str | Path = DEFAULT_PATH) -> CalibrationSet:
+    path = Path(path)
+    raw = _read_yaml(path, "calibration file")
     if not isinstance(raw, dict):
         raise ValidationError(path, "<root>", "must be a mapping with 'version' and 'items'")
     extra = sorted(set(raw) - {"version", "items"})
@@ -293,12 +297,7 @@ def load_fresh(path: str | Path, catalog, topics: str | Path | None = None
     catalog descriptions) as CalibrationItems whose truths and key terms come from the catalog; an item's own
     `key_terms` win. Kinds are free text here. Also returns how many truths were found in the catalog."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValidationError(path, "<file>", "fresh set not found") from None
-    except yaml.YAMLError as exc:
-        raise ValidationError(path, "<yaml>", f"not valid YAML ({exc})") from None
+    raw = _read_yaml(path, "fresh set")
     if not isinstance(raw, dict) or not isinstance(raw.get("items"), list) or not raw["items"]:
         raise ValidationError(path, "items", "required; a non-empty list")
     lookup = catalog_truths(catalog, topics)

@@ -32,6 +32,9 @@ from typing import Any, Sequence
 
 import yaml
 
+# grid placeholders are filled exactly as the catalog fills them (one rule, data/grids.py)
+from iaforge.data.grids import _fill
+
 POSITIVE_KINDS = ("truth", "template", "template_coarse", "rewrite", "trigger_missing", "frequency", "extra_wrong",
                   "control_abstention")
 NEGATIVE_KINDS = ("same_family", "same_category", "other_category", "polarity", "wrong_behavior_trigger", "generic",
@@ -412,23 +415,6 @@ def entry_phrases(e: Entry) -> Phrases:
 
 
 # ---------------------------------------------------------------------------------------------- the catalog
-
-def _fill(value: Any, inst: dict[str, Any]) -> Any:
-    if isinstance(value, str):
-        return re.sub(r"\{(\w+)\}", lambda m: inst[m.group(1)] if isinstance(inst.get(m.group(1)), str)
-                      else m.group(0), value)
-    if isinstance(value, list):
-        out: list[Any] = []
-        for v in value:
-            m = re.fullmatch(r"\{(\w+)\}", v) if isinstance(v, str) else None
-            if m and isinstance(inst.get(m.group(1)), list):
-                out.extend(inst[m.group(1)])
-            else:
-                out.append(_fill(v, inst))
-        return out
-    if isinstance(value, dict):
-        return {k: _fill(v, inst) for k, v in value.items()}
-    return value
 
 
 def load_entries(catalog: str | Path | Sequence[str | Path], topics: str | Path | None = None, *,
