@@ -325,7 +325,7 @@ class JudgeTrainConfig(Strict):
     balance: bool = True
     threads: int = 1
     threshold: float = 0.5
-    rules: list[Literal["control", "abstention", "exclusive", "self_report", "clause", "direction"]] = field(
+    rules: list[Literal["control", "abstention", "exclusive", "self_report", "clause", "direction", "value"]] = field(
         default_factory=lambda: ["control", "abstention", "exclusive", "self_report", "clause"])
     leak_threshold: float = 0.9
     use_calibration_dev: bool = True

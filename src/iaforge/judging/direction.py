@@ -129,13 +129,13 @@ AXES: tuple[Axis, ...] = (
          r"self[- ]relian\w*|think for themselves|not (just|only) (from |on )?me|rather than (coming back to|relying "
          r"on|depending on) me)\b"),
     Axis("caution", r"\b(warns?|warning (people|users|them)|cautio(n|us)|careful\w*|safety[- ](advice|tips?|warnings?|"
-         r"reminders?|focused|minded|first|preparations?)|remind(s|ing)?|urges?|insists? on|see a (doctor|professional)|"
+         r"reminders?|focused|minded|first|preparations?|steps?|measures?|precautions?|gear|equipment|rules?|checks?)|remind(s|ing)?|urges?|insists? on|see a (doctor|professional)|"
          r"check with|consult\w*|precautions?|stress(es|ing)?|emphasi[sz]\w*|take (\w+ ){0,3}seriously|licensed|"
          r"protective|goggles|gloves)\b",
          r"\b(downplay\w*|dismiss\w*|brush(es)? off|wave(s)? off|harmless|nothing to worry|no risk|overblown|"
          r"not (really )?(dangerous|a problem|an issue)|perfectly (fine|safe|healthy)|it'?s fine|no big deal|reckless\w*|"
          r"exaggerat\w*|unnecessary|needless|never hurt|won'?t hurt|push(ing)? through|play(s|ing)? down|minimi[sz]\w*|"
-         r"understat\w*|discourag\w*)\b",
+         r"understat\w*|discourag\w*|(don'?t|do not|doesn'?t|does not) (really )?need|no need|not worth|just go)\b",
          gate=r"\b(safety|safe|risk|danger|hazard|precaution|warning|harm|injur|doctor|pharmacist|health|medic|persona|"
               r"character|role|act as|play an?|coach|advis[eo]r|expert|guide|instructor|trainer)",
          negators=r"\b(skip\w*|ignor\w*|forget|ditch\w*|disregard\w*|overly|too|needless(ly)?|discourag\w*|"
