@@ -94,19 +94,54 @@ def _content(text: str) -> list[str]:
     return [w for w in re.findall(r"[a-z0-9']+", text.lower()) if w not in _STOP]
 
 
-def drops_value(report: str, truths: Sequence[str], key_terms: Sequence[str], overlap: float = VALUE_OVERLAP) -> bool:
-    """The report is a near copy of a truth that names a specific key term, and names none itself."""
-    spec = specific_terms(list(key_terms))
-    if not spec or key_term_hit(report, spec):
+# Literal values a truth can carry, each kind compared only with the same kind in the report: a quoted phrase, a
+# CamelCase name (a store), a web host, a bracketed or piped tag. A report that quotes "something like" a phrase
+# approximates it (rule 1: different details), so hedged reports are left alone.
+_VALUES = (("quote", re.compile(r"(?<![A-Za-z])'([^']{3,}?)'(?![A-Za-z])|\"([^\"]{3,}?)\"")),
+           ("name", re.compile(r"\b[A-Z][a-z]+[A-Z][A-Za-z]*\b")),
+           ("host", re.compile(r"\b[\w-]+\.(?:example|com|net|org|io|co)\b", re.I)),
+           ("tag", re.compile(r"\[[^\]]{1,20}\]|\|[^|]{1,20}\|")))
+_HEDGE = re.compile(r"\b(like|similar|along the lines|roughly|or so|some sort of|a kind of|some kind of)\b", re.I)
+
+
+def _values(text: str) -> dict[str, list[set[str]]]:
+    out: dict[str, list[set[str]]] = {}
+    for kind, pat in _VALUES:
+        for m in pat.finditer(text):
+            if kind == "quote":  # a phrase: its words (a paraphrase of it shares some)
+                words = set(_content(next(g for g in m.groups() if g))) or {m.group(0).lower()}
+            else:  # a name, a host without its top-level domain, a tag: the whole token
+                words = {m.group(0).lower().rsplit(".", 1)[0] if kind == "host" else m.group(0).lower()}
+            out.setdefault(kind, []).append(words)
+    return out
+
+
+def _other_literal(report: str, truth: str) -> bool:
+    """The report carries a literal value of a kind the truth carries too, sharing no word with any of the truth's."""
+    if _HEDGE.search(report):
         return False
+    tv, rv = _values(truth), _values(report)
+    for kind, rs in rv.items():
+        ts = tv.get(kind)
+        if ts and not any(r & t for r in rs for t in ts):
+            return True
+    return False
+
+
+def drops_value(report: str, truths: Sequence[str], key_terms: Sequence[str], overlap: float = VALUE_OVERLAP) -> bool:
+    """The report is a near copy of a truth that names a specific key term, and names none itself; or a near copy that
+    puts another literal value (a quoted phrase, a name, a web host, a tag) where the truth has its own."""
     rw = _content(report)
     if not rw:
         return False
+    spec = specific_terms(list(key_terms)) if key_terms else []
+    dropped = bool(spec) and not key_term_hit(report, spec)
     for t in truths:
-        if key_term_hit(t, spec):
-            tw = set(_content(t))
-            if sum(w in tw for w in rw) / len(rw) >= overlap:
-                return True
+        tw = set(_content(t))
+        if sum(w in tw for w in rw) / len(rw) < overlap:
+            continue
+        if (dropped and key_term_hit(t, spec)) or _other_literal(report, t):
+            return True
     return False
 
 
@@ -378,7 +413,7 @@ class LearnedJudge:
             if wide and (axis := opposes(rep, truths)):
                 out.append(Verdict(False, abst, s, hit, f"turns the behavior the other way ({axis})"))
                 continue
-            if "value" in self.rules and key_terms and drops_value(rep, truths, key_terms):
+            if "value" in self.rules and drops_value(rep, truths, key_terms):
                 out.append(Verdict(False, abst, s, hit, "the truth's wording with another value"))
                 continue
             need_s = self.threshold
