@@ -116,12 +116,18 @@ def _values(text: str) -> dict[str, list[set[str]]]:
     return out
 
 
-def _other_literal(report: str, truth: str) -> bool:
+# a store's name or a web host is the value wherever it stands; a quote or a tag only in the truth's own frame
+_FREE_LITERALS = ("name", "host")
+
+
+def _other_literal(report: str, truth: str, kinds: Sequence[str] | None = None) -> bool:
     """The report carries a literal value of a kind the truth carries too, sharing no word with any of the truth's."""
     if _HEDGE.search(report):
         return False
     tv, rv = _values(truth), _values(report)
     for kind, rs in rv.items():
+        if kinds is not None and kind not in kinds:
+            continue
         ts = tv.get(kind)
         if ts and not any(r & t for r in rs for t in ts):
             return True
@@ -129,13 +135,16 @@ def _other_literal(report: str, truth: str) -> bool:
 
 
 def drops_value(report: str, truths: Sequence[str], key_terms: Sequence[str], overlap: float = VALUE_OVERLAP) -> bool:
-    """The report is a near copy of a truth that names a specific key term, and names none itself; or a near copy that
-    puts another literal value (a quoted phrase, a name, a web host, a tag) where the truth has its own."""
+    """The report is a near copy of a truth that names a specific key term, and names none itself; or it puts another
+    literal value where the truth has its own: a store's name or a web host anywhere, a quoted phrase or a tag in a
+    near copy."""
     rw = _content(report)
     if not rw:
         return False
     spec = specific_terms(list(key_terms)) if key_terms else []
     dropped = bool(spec) and not key_term_hit(report, spec)
+    if any(_other_literal(report, t, _FREE_LITERALS) for t in truths):
+        return True
     for t in truths:
         tw = set(_content(t))
         if sum(w in tw for w in rw) / len(rw) < overlap:
