@@ -146,7 +146,7 @@ def test_config_learned_kind_and_unknown_keys():
     with pytest.raises(ParamsError, match=r"'judge_train.rules\[0\]'"):
         JudgeTrainConfig.from_params({"rules": ["magic"]}, "judge_train")
     rules = JudgeTrainConfig.from_params({}, "judge_train").rules
-    assert rules == ["control", "abstention", "exclusive", "self_report", "clause"]
+    assert rules == ["control", "abstention", "exclusive", "self_report", "clause", "direction", "value"]
 
 
 # ---------------------------------------------------------------------------------------------- a fresh set
@@ -191,8 +191,13 @@ def test_fresh_file_errors(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- the built judge
 
-# Measured on the shipped models/judge (docs/judge.md); a floor a little under, on the held-out test part.
-FLOORS = {"test": {"accuracy": 0.85, "recall": 0.80}}
+# Measured on the shipped models/judge (docs/judge.md); a floor a little under, on the held-out test part
+# (round 3, 2026-12-01: 0.940 / recall 0.909).
+FLOORS = {"test": {"accuracy": 0.90, "recall": 0.85}}
+# The two fresh sets (no longer blind: round 3 looked at their errors; docs/judge.md), measured 0.897 / 0.932 and
+# 0.897 / 0.917 (accuracy / recall); floors a little under.
+FRESH_FLOORS = {"data/judge/fresh.yaml": {"accuracy": 0.87, "recall": 0.88},
+                "data/judge/fresh2.yaml": {"accuracy": 0.87, "recall": 0.87}}
 
 
 @pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(),
@@ -202,6 +207,16 @@ def test_shipped_learned_judge_floors_on_the_calibration_test_part():
     for part, floors in FLOORS.items():
         for metric, floor in floors.items():
             assert res[part][metric] >= floor, f"{part} {metric} {res[part][metric]} < {floor}"
+
+
+@pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(),
+                    reason="models/judge not built (dvc repro judge_train)")
+def test_shipped_learned_judge_floors_on_the_fresh_sets():
+    judge = make_judge({"kind": "learned", "model": str(SHIPPED)})
+    for path, floors in FRESH_FLOORS.items():
+        head = run_fresh({"learned": judge}, ROOT / path, CATALOG, TOPICS)[0]["learned"]
+        for metric, floor in floors.items():
+            assert head[metric] >= floor, f"{path} {metric} {head[metric]} < {floor}"
 
 
 def test_calibration_stage_takes_the_fresh_options_only_when_given():
