@@ -328,7 +328,7 @@ class JudgeTrainConfig(Strict):
     rules: list[Literal["control", "abstention", "exclusive", "self_report", "clause", "direction", "value"]] = field(
         default_factory=lambda: ["control", "abstention", "exclusive", "self_report", "clause", "direction", "value"])
     leak_threshold: float = 0.9
-    use_calibration_dev: bool = True
+    use_calibration_dev: bool = False
     grid_instances: int = 12
     per_kind: int = 6
     value_swaps: int = 0
