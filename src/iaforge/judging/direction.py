@@ -22,8 +22,10 @@ report leaning the other way on an axis where the truth leans contradicts it.
     caution      warns, careful, stresses, safety reminder      vs downplays, harmless, skip precautions
                  (only for truths about safety, harm or an advice-giving persona)
 
-The word lists are general vocabulary of each axis, not the wording of any labelled item. The embedding judge does
-not use this rule (its `exclusive` rule is iaforge.judging.judge.contradicts, unchanged).
+The axes were picked from the shapes of the polarity flips the fresh sets showed (docs/judge.md, round 3) and the
+catalog's families; their word lists are general vocabulary of each axis, no labelled item's wording. Checked on
+the generated catalog pairs: no positive is turned (tests/test_judge_direction.py). The embedding judge does not use
+this rule (its `exclusive` rule is iaforge.judging.judge.contradicts, unchanged).
 """
 
 from __future__ import annotations
