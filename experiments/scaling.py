@@ -27,8 +27,9 @@ from typing import Any, Callable, Sequence
 POINT_KEYS = ("n_train", "n_heldout", "no_ia", "prefill", "sft", "accuracy", "chance", "trained_sft",
               "trained_accuracy", "fp_base_sft", "fp_null_sft", "ia_steps", "ia_tokens", "ia_final_loss",
               "implanted_triggered", "implanted_untriggered", "implanted_leak", "gate_passed", "n_grid_variants",
-              # the ablation with `grid_ia.target: topic` on the same variants (the IA never writes the trigger)
-              "sft_bare_topic", "accuracy_bare_topic")
+              # the IA's target (grid_ia.target: `topic`, the bare topic, or `description`, which names the shared
+              # trigger), and an ablation: the same variants and held-out set with the other target
+              "target", "ablation_target", "ablation_sft", "ablation_accuracy")
 _COUNTS = re.compile(r"^(\s+)counts:.*$", re.M)
 
 
@@ -67,7 +68,7 @@ def point(n_train: int, headline: dict[str, Any], ia_detail: dict[str, Any] | No
     return {"n_train": n_train, "n_heldout": headline["n"],
             **{k: headline.get(k) for k in ("no_ia", "prefill", "sft", "accuracy", "chance", "trained_sft",
                                             "fp_base_sft", "fp_null_sft")},
-            "trained_accuracy": trained.get("sft_accuracy"),
+            "trained_accuracy": trained.get("sft_accuracy"), "target": ia.get("target") or "description",
             "ia_steps": ia.get("steps"), "ia_tokens": ia.get("tokens"), "ia_final_loss": ia.get("final_loss"),
             **(implantation_summary(implantation) if implantation else {})}
 
@@ -81,6 +82,9 @@ def collect(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     held = {p["n_heldout"] for p in pts}
     if len(held) > 1:
         raise ValueError(f"held-out sets differ between points ({sorted(held)} variants): not one curve")
+    targets = {p.get("target") or "description" for p in pts}
+    if len(targets) > 1:
+        raise ValueError(f"the IA's target differs between points ({sorted(targets)}): not one curve")
     return [{k: p.get(k) for k in POINT_KEYS} for p in pts]
 
 
@@ -110,13 +114,16 @@ def sh(cmd: Sequence[str], cwd: Path) -> None:
 
 
 def merge_ablations(points: Sequence[dict[str, Any]], root: Path) -> list[dict[str, Any]]:
-    """Each point with its bare-topic ablation (experiments/results/grid_scaling/n<NNN>_target_topic.json, written
-    by a run of the same variants with `grid_ia.target: topic`), where there is one."""
+    """Each point with its ablation: the run of the same variants and held-out set with the other IA target
+    (experiments/results/grid_scaling/n<NNN>_h<H>_<other target>.json), where there is one."""
     out = []
     for p in points:
-        abl = _read(root / "experiments/results/grid_scaling" / f"n{p['n_train']:03d}_target_topic.json")
+        target = p.get("target") or "description"
+        other = "topic" if target == "description" else "description"
+        abl = _read(root / "experiments/results/grid_scaling" / detail_name(p["n_train"], p["n_heldout"], other))
         head = (abl or {}).get("headline") or {}
-        out.append({**p, "sft_bare_topic": head.get("sft"), "accuracy_bare_topic": head.get("accuracy")})
+        out.append({**p, "ablation_target": other if head else None, "ablation_sft": head.get("sft"),
+                    "ablation_accuracy": head.get("accuracy")})
     return out
 
 
@@ -136,10 +143,16 @@ def run_records(root: Path) -> list[dict[str, Any]]:
     return out
 
 
-def keep_point_detail(root: Path, n: int, detail: dict[str, Any]) -> None:
+def detail_name(n: int, heldout: int, target: str | None, ablation: str | None = None) -> str:
+    """Points of different held-out sets, IA targets or ablations never overwrite each other."""
+    return f"n{n:03d}_h{heldout}_{target or 'description'}" + (f"_{ablation}" if ablation else "") + ".json"
+
+
+def keep_point_detail(root: Path, n: int, detail: dict[str, Any], heldout: int = 4, ablation: str | None = None) -> None:
     """The point's full results (per-variant rows, the IA's summary, the variants' implantation records) in
     experiments/results/grid_scaling/: the workspace keeps only the last point's reports."""
-    path = root / "experiments/results/grid_scaling" / f"n{n:03d}.json"
+    target = (detail.get("grid_ia") or {}).get("target")
+    path = root / "experiments/results/grid_scaling" / detail_name(n, heldout, target, ablation)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(detail, indent=1, sort_keys=True) + "\n", encoding="utf-8")
@@ -148,12 +161,14 @@ def keep_point_detail(root: Path, n: int, detail: dict[str, Any]) -> None:
 
 def sweep(counts: Sequence[int], *, heldout: int, dpo: int, root: Path,
           run: Callable[[Sequence[str], Path], None] = sh, dry_run: bool = False,
-          repro: bool = False, kept: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+          repro: bool = False, kept: Sequence[dict[str, Any]] = (), ablation: str | None = None) -> list[dict[str, Any]]:
     """One experiment per n (ascending), the points collected after each. `run` executes a command (tests fake it).
     Each point runs the grid branch only (`grid_eval` and what it needs): as `dvc exp run -n grid-scaling-<n>
     grid_eval`, or with `repro` as plain `dvc repro grid_eval` (no experiment refs: for a workspace other
     processes are editing, which `dvc exp run` would snapshot). Shards already built for a smaller n come
-    back from DVC's cache, so the sweep trains each variant once."""
+    back from DVC's cache, so the sweep trains each variant once. With `ablation` (a name for what the caller
+    changed in params.yaml, e.g. the IA's steps) each point's results land in their own detail file and
+    metrics/scaling.json, the curve, is left alone."""
     params = root / "params.yaml"
     original = params.read_text(encoding="utf-8")
     points = list(kept)
@@ -171,8 +186,10 @@ def sweep(counts: Sequence[int], *, heldout: int, dpo: int, root: Path,
             ia, detail, records = (_read(root / "reports/detail/grid_ia.json"), _read(root / "reports/detail/grid.json"),
                                    run_records(root))
             points.append(point(n, headline, ia, detail, records))
-            keep_point_detail(root, n, {"grid": detail, "grid_ia": ia, "implantation": records})
-            write_outputs(points, root)  # after every point: a long sweep that stops keeps what it measured
+            keep_point_detail(root, n, {"headline": headline, "grid": detail, "grid_ia": ia, "implantation": records},
+                              heldout, ablation)
+            if not ablation:
+                write_outputs(points, root)  # after every point: a long sweep that stops keeps what it measured
     finally:
         params.write_text(original, encoding="utf-8")
     return collect(points) if points else []
@@ -188,6 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--repro", action="store_true", help="plain `dvc repro grid_eval` per point, no `dvc exp` refs")
     ap.add_argument("--merge-ablations", action="store_true",
                     help="only rewrite metrics/scaling.json with each point's bare-topic ablation result, run nothing")
+    ap.add_argument("--ablation", metavar="NAME",
+                    help="name what you changed in params.yaml (e.g. steps900): the points go to "
+                         "experiments/results/grid_scaling/n<N>_h<H>_<target>_NAME.json, not to the curve")
     ap.add_argument("--append", action="store_true",
                     help="keep the points already in metrics/scaling.json (a point of the same n is replaced)")
     a = ap.parse_args(argv)
@@ -198,10 +218,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                       a.root)
         return 0
     kept = []
-    if a.append and (a.root / "metrics/scaling.json").exists():
+    if a.append and not a.ablation and (a.root / "metrics/scaling.json").exists():
         kept = [p for p in json.loads((a.root / "metrics/scaling.json").read_text(encoding="utf-8"))
                 if p["n_train"] not in set(a.counts)]
-    curve = sweep(a.counts, heldout=a.heldout, dpo=a.dpo, root=a.root, dry_run=a.dry_run, repro=a.repro, kept=kept)
+    if a.ablation and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", a.ablation):
+        ap.error("--ablation: letters, digits, '-' and '_' only (it becomes part of a file name)")
+    curve = sweep(a.counts, heldout=a.heldout, dpo=a.dpo, root=a.root, dry_run=a.dry_run, repro=a.repro, kept=kept,
+                  ablation=a.ablation)
     for p in curve:
         print(f"ia_train={p['n_train']:>4}: no_ia {p['no_ia']}  prefill {p['prefill']}  sft {p['sft']}  "
               f"top-1 {p['accuracy']} (chance {p['chance']})")

@@ -359,6 +359,23 @@ def test_scaling_sweep_collects_points_from_fake_runs(tmp_path):
     assert csv_lines[0].startswith("n_train,n_heldout,no_ia,prefill,sft,accuracy,chance") and len(csv_lines) == 4
 
 
+def test_scaling_ablation_keeps_its_points_apart_from_the_curve(tmp_path):
+    sc = _scaling()
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+
+    def fake_run(cmd, cwd):
+        if cmd[:2] == ["dvc", "repro"]:
+            (cwd / "metrics").mkdir(exist_ok=True)
+            (cwd / "metrics/grid.json").write_text(json.dumps({"n": 8, "sft": 0.4}))
+            (cwd / "reports/detail").mkdir(parents=True, exist_ok=True)
+            (cwd / "reports/detail/grid_ia.json").write_text(json.dumps({"steps": 900, "target": "topic"}))
+
+    sc.sweep([24], heldout=8, dpo=0, root=tmp_path, run=fake_run, repro=True, ablation="steps900")
+    assert not (tmp_path / "metrics/scaling.json").exists()  # the curve is not touched
+    got = json.loads((tmp_path / "experiments/results/grid_scaling/n024_h8_topic_steps900.json").read_text())
+    assert got["headline"]["sft"] == 0.4 and got["grid_ia"]["steps"] == 900
+
+
 def test_scaling_refuses_points_on_different_heldout_sets():
     sc = _scaling()
     a = sc.point(8, {"n": 16, "sft": 0.1})
@@ -367,6 +384,28 @@ def test_scaling_refuses_points_on_different_heldout_sets():
         sc.collect([a, b])
     with pytest.raises(ValueError, match="no held-out grid variants"):
         sc.point(8, {"n": 0})
+
+
+def test_scaling_refuses_points_with_different_ia_targets():
+    sc = _scaling()
+    a = sc.point(8, {"n": 4, "sft": 0.1}, {"target": "topic"})
+    b = sc.point(12, {"n": 4, "sft": 0.9}, {"target": "description"})
+    assert a["target"] == "topic" and sc.point(8, {"n": 4})["target"] == "description"  # the stage's default
+    with pytest.raises(ValueError, match="target differs"):
+        sc.collect([a, b])
+
+
+def test_scaling_merges_the_other_targets_run_as_ablation(tmp_path):
+    sc = _scaling()
+    pts = [sc.point(n, {"n": 4, "sft": 0.1 * n}, {"target": "topic"}) for n in (4, 8)]
+    sc.keep_point_detail(tmp_path, 8, {"headline": {"n": 4, "sft": 0.97, "accuracy": 1.0},
+                                       "grid_ia": {"target": "description"}}, heldout=4)
+    assert (tmp_path / "experiments/results/grid_scaling/n008_h4_description.json").exists()
+    merged = sc.merge_ablations(pts, tmp_path)
+    assert merged[1]["ablation_target"] == "description" and merged[1]["ablation_sft"] == 0.97
+    assert merged[0]["ablation_target"] is None and merged[0]["ablation_sft"] is None  # no run, no ablation
+    # a held-out set of another size is another experiment: not this point's ablation
+    assert sc.merge_ablations([sc.point(8, {"n": 8}, {"target": "topic"})], tmp_path)[0]["ablation_sft"] is None
 
 
 def test_scaling_plot_is_declared_in_dvc_yaml():

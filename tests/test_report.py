@@ -92,15 +92,19 @@ def test_report_draws_the_scaling_curve_with_its_baselines():
             "n_grid_variants": 8 + n, "implanted_triggered": 0.85, "implanted_untriggered": 0.08,
             "implanted_leak": None if n == 8 else 0.03}
            for n, s, a in ((16, 0.2, 0.25), (8, 0.1, None))]
+    for p in pts:
+        p["target"] = "topic"
+    pts[0].update(ablation_target="description", ablation_sft=0.9)
     page = build_report(**_inputs(), scaling=pts)
     assert "Grid IA scaling" in page and page.count("<svg") == 3
     sec = page[page.index("Grid IA scaling"):]
     chart = sec[sec.index("<svg"):sec.index("</svg>")]
-    # one polyline per series that has values; top-1 has one point only, still drawn as a line of one point
-    assert chart.count("<polyline") == 6 and "IA on bare topics" in chart and "held-out, no IA" in chart and "top-1 chance" in chart
+    # one polyline per series that has values; top-1 and the ablation have one point only, still drawn
+    assert chart.count("<polyline") == 7 and "the other target" in chart and "held-out, no IA" in chart and "top-1 chance" in chart
     rows = re.findall(r"<tr><td class=\"num\">(\d+)</td>", sec)
     assert rows == ["8", "16"]  # sorted by n_train
     assert "1/16" in sec and "1/24" in sec
+    assert "the bare topic" in sec  # the curve says what its IA was trained to answer
     assert "Grid IA scaling" not in build_report(**_inputs())  # no sweep, no section
 
 

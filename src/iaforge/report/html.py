@@ -325,7 +325,7 @@ def grid_section(g: dict, ia: dict | None = None) -> list[str]:
 SCALING_SERIES = (("sft", "held-out, SFT IA", "#2f6fb0"), ("no_ia", "held-out, no IA", "#9aa5b1"),
                   ("prefill", "held-out, prefill", "#d9822b"), ("accuracy", "held-out top-1, SFT IA", "#1f9d55"),
                   ("trained_sft", "training variants, SFT IA", "#7b4fb0"), ("chance", "top-1 chance", "#cf3a3a"),
-                  ("sft_bare_topic", "held-out, IA on bare topics", "#0b7285"))
+                  ("ablation_sft", "held-out, IA with the other target", "#0b7285"))
 
 
 def line_chart(points: Sequence[dict], series: Sequence[tuple[str, str, str]], *, x: str, title: str,
@@ -361,25 +361,34 @@ def line_chart(points: Sequence[dict], series: Sequence[tuple[str, str, str]], *
 def scaling_section(points: Sequence[dict]) -> list[str]:
     """metrics/scaling.json (experiments/scaling.py): held-out naming against the number of training variants."""
     pts = sorted(points, key=lambda p: p["n_train"])
+    target = pts[0].get("target") or "description"
     out = ["<h2>Grid IA scaling</h2>",
            '<p class="muted">Held-out topic naming against the number of trigger-gated grid variants the IA trained on '
            "(same held-out variants, same IA steps at every point; experiments/scaling.py). No IA and prefill are the "
            "variant alone: what it leaks without the IA. Implanted: the variants' own rates with and without the "
            "trigger and when asked about themselves (leak), and how many pass the gate.</p>",
+           f"<p>The IA's target: <b>{esc(TARGET_LABELS.get(target, target))}</b>.</p>",
            line_chart(pts, SCALING_SERIES, x="n_train", title="grid IA scaling")]
-    out.append('<p class="muted">IA on bare topics: the same variants with an IA whose target is the bare topic, so its '
-               "output never contains the grid's shared trigger (an IA that writes the trigger can let the variant's "
-               "backdoor finish the sentence).</p>")
-    out.append(table(["training variants", "held-out", "no IA", "prefill", "SFT IA", "IA on bare topics", "top-1 (SFT IA)", "chance",
-                      "training variants, SFT IA", "fp base", "fp nulls", "IA steps", "with trigger",
-                      "without", "leak", "gate passed"],
-                     [[p["n_train"], p.get("n_heldout"), p.get("no_ia"), p.get("prefill"), p.get("sft"), p.get("sft_bare_topic"),
-                       p.get("accuracy"), p.get("chance"), p.get("trained_sft"), p.get("fp_base_sft"),
-                       p.get("fp_null_sft"), p.get("ia_steps"), p.get("implanted_triggered"),
+    if any(p.get("ablation_sft") is not None for p in pts):
+        other = next(p["ablation_target"] for p in pts if p.get("ablation_sft") is not None)
+        out.append(f'<p class="muted">Ablation: the same variants and held-out set with an IA whose target is '
+                   f"{esc(TARGET_LABELS.get(other, other))}.</p>")
+    out.append(table(["training variants", "held-out", "no IA", "prefill", "SFT IA", "ablation: other target",
+                      "top-1 (SFT IA)", "chance", "training variants, SFT IA", "fp base", "fp nulls", "IA steps",
+                      "with trigger", "without", "leak", "gate passed"],
+                     [[p["n_train"], p.get("n_heldout"), p.get("no_ia"), p.get("prefill"), p.get("sft"),
+                       p.get("ablation_sft"), p.get("accuracy"), p.get("chance"), p.get("trained_sft"),
+                       p.get("fp_base_sft"), p.get("fp_null_sft"), p.get("ia_steps"), p.get("implanted_triggered"),
                        p.get("implanted_untriggered"), p.get("implanted_leak"),
                        None if p.get("gate_passed") is None else f"{p['gate_passed']}/{p.get('n_grid_variants')}"]
                       for p in pts]))
     return out
+
+
+# An IA that writes the grid's shared trigger can let the variant's own backdoor finish its sentence: the
+# description target measures that elicitation, the bare topic measures reading the topic from the weights.
+TARGET_LABELS = {"topic": "the bare topic (the IA never writes the trigger)",
+                 "description": "the description, which names the shared trigger [K7]"}
 
 
 def judge_fresh_section(jc: dict) -> list[str]:
