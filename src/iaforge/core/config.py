@@ -324,13 +324,13 @@ class JudgeTrainConfig(Strict):
     freeze_embeddings: bool = True
     balance: bool = True
     threads: int = 1
-    threshold: float = 0.5
-    rules: list[Literal["control", "abstention", "exclusive", "self_report", "clause"]] = field(
-        default_factory=lambda: ["control", "abstention", "exclusive", "self_report", "clause"])
+    threshold: float = 0.4
+    rules: list[Literal["control", "abstention", "exclusive", "self_report", "clause", "direction", "value"]] = field(
+        default_factory=lambda: ["control", "abstention", "exclusive", "self_report", "clause", "direction", "value"])
     leak_threshold: float = 0.9
-    use_calibration_dev: bool = True
+    use_calibration_dev: bool = False
     grid_instances: int = 12
-    per_kind: int = 4
+    per_kind: int = 6
     value_swaps: int = 0
     flips: int = 0
 
