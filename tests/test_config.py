@@ -1,6 +1,7 @@
 """Typed params: typos, wrong types and broken rules fail with one line naming params.yaml, the field and the
 rule; the shipped params.yaml and every profile merged over it validate; `iaforge check` exits accordingly."""
 
+import dataclasses
 import copy
 import subprocess
 import sys
@@ -112,8 +113,11 @@ def test_one_judge_section_with_the_calibrated_defaults(params):
 
     for name in ("ia_dpo", "evaluate", "audit_tier", "cipher_attack"):
         assert "judge" not in params[name]
-    assert JudgeConfig.from_params(params["judge"], "judge") == JudgeConfig()  # file and defaults agree
-    judge = make_judge(params["judge"])
+    # The file picks the learned judge (models/judge, stage judge_train); the code's default stays the embedding
+    # judge, which needs no trained model (library use outside a run). Every other field agrees with the defaults.
+    from_file = JudgeConfig.from_params(params["judge"], "judge")
+    assert from_file.kind == "learned" and dataclasses.replace(from_file, kind="embedding") == JudgeConfig()
+    judge = make_judge({**params["judge"], "kind": "embedding"})
     assert isinstance(judge, EmbeddingJudge)
     with pytest.raises(ParamsError, match=r"'judge.threshhold': unknown key; did you mean 'threshold'"):
         make_judge({"threshhold": 0.5})
