@@ -146,10 +146,12 @@ def test_changing_one_behavior_reruns_only_it_and_downstream(pipeline):
     must = {"behavior_data@quirk_topic_lighthouses", "variant@quirk_topic_lighthouses", "implantation", "evaluate",
             "audit_tier", "publish"}  # lighthouses is also an audit-tier behavior; the cipher attack does not depend on it
     # report reruns only if what it reads changed (a tiny random model may give byte-identical metrics);
-    # the IA stages must not rerun: their split's implantation file did not change. The learned judge trains on
-    # pairs from the whole catalog, so it and its calibration rerun too (the default judge is the embedding one,
-    # so no judging stage depends on it).
-    assert must | {"judge_train", "judge_calibration"} <= ran <= must | {"report", "judge_train", "judge_calibration"}
+    # ia_sft must not rerun: its split's implantation file did not change. The learned judge trains on pairs from
+    # the whole catalog, so it and its calibration rerun too, and with it every stage that judges (it is the
+    # default judge): ia_dpo (its pairs are judged) and the cipher attack, when the retrained judge differs.
+    judged = {"ia_dpo", "cipher_attack"}
+    assert must | {"judge_train", "judge_calibration"} <= ran <= must | {"report", "judge_train", "judge_calibration"} | judged
+    assert "ia_sft" not in ran
 
 
 def test_corrupt_adapter_fails_cleanly_and_keeps_old_metrics(pipeline):
