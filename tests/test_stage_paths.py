@@ -25,6 +25,9 @@ NOT_IN_CMD = {
     # The catalog entry file and the grid files its instance comes from are named by params behaviors.<id>.
     ("behavior_data", "${item.spec}"): "params behaviors.<id>.spec",
     ("behavior_data", "data/grids"): "the catalog entry's grid",
+    # The judge every judging stage uses is params `judge` (kind learned: `judge.model`, default models/judge);
+    # test_judge_learned checks that each of them depends on it.
+    ("*", "models/judge"): "params judge.model",
 }
 # Question sets stay in params (`<stage>.questions`): they are params deps too, and a question-set experiment is
 # a `dvc exp run -S` away. The test below checks that the params value is the dep.
