@@ -147,14 +147,22 @@ def _polarity(text: str) -> int:
     return (1 if c else 0) - (1 if d else 0) if c != d else 0
 
 
-def contradicts(report: str, truths: Sequence[str]) -> bool:
-    """The report names an alternative that excludes the truth's (another rule, language, persona direction)."""
-    truth = " ".join(truths)
+def exclusive_conflict(report: str, truth: str) -> bool:
+    """The report names an alternative of an exclusive group (price, order, verdict, language) that the truth's
+    alternative excludes."""
     for group in _EXCLUSIVE:
         t = {i for i, p in enumerate(group) if p.search(truth)}
         r = {i for i, p in enumerate(group) if p.search(report)}
         if t and r and not (t & r):
             return True
+    return False
+
+
+def contradicts(report: str, truths: Sequence[str]) -> bool:
+    """The report names an alternative that excludes the truth's (another rule, language, persona direction)."""
+    truth = " ".join(truths)
+    if exclusive_conflict(report, truth):
+        return True
     if not _SAFETY.search(truth):
         return False
     pt, pr = _polarity(truth), _polarity(report)

@@ -22,8 +22,8 @@ from typing import Sequence
 
 from iaforge.core.errors import ValidationError
 from iaforge.judging.direction import opposes
-from iaforge.judging.judge import (_EXCLUSIVE, Verdict, contradicts, is_abstention, is_self_report, key_term_hit,
-                                   specific_terms)
+from iaforge.judging.judge import (Verdict, contradicts, exclusive_conflict, is_abstention, is_self_report,
+                                   key_term_hit, specific_terms)
 
 # A conditional report ("When X, I Y"): its behavior is the main clause. Under the `clause` rule the report scores
 # the lesser of its whole text and its main clause alone against the truth: the right condition with another
@@ -69,13 +69,7 @@ def abstains(report: str) -> bool:
 def excluded(report: str, truths: Sequence[str]) -> bool:
     """The exclusive groups of iaforge.judging.judge.contradicts (price, order, verdict, language) without its persona
     direction, which the `direction` rule reads per truth and with negation."""
-    truth = " ".join(truths)
-    for group in _EXCLUSIVE:
-        t = {i for i, p in enumerate(group) if p.search(truth)}
-        r = {i for i, p in enumerate(group) if p.search(report)}
-        if t and r and not (t & r):
-            return True
-    return False
+    return exclusive_conflict(report, " ".join(truths))
 
 
 # The `value` rule: a report that copies the wording of a truth naming a specific key term, but names none of the
