@@ -221,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.append and not a.ablation and (a.root / "metrics/scaling.json").exists():
         kept = [p for p in json.loads((a.root / "metrics/scaling.json").read_text(encoding="utf-8"))
                 if p["n_train"] not in set(a.counts)]
+    if a.append and a.ablation:
+        ap.error("--append and --ablation: an ablation never touches the curve, so there is nothing to append to")
     if a.ablation and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", a.ablation):
         ap.error("--ablation: letters, digits, '-' and '_' only (it becomes part of a file name)")
     curve = sweep(a.counts, heldout=a.heldout, dpo=a.dpo, root=a.root, dry_run=a.dry_run, repro=a.repro, kept=kept,

@@ -376,6 +376,13 @@ def test_scaling_ablation_keeps_its_points_apart_from_the_curve(tmp_path):
     assert got["headline"]["sft"] == 0.4 and got["grid_ia"]["steps"] == 900
 
 
+def test_scaling_refuses_append_with_an_ablation(tmp_path, capsys):
+    sc = _scaling()
+    with pytest.raises(SystemExit) as e:
+        sc.main(["--counts", "24", "--heldout", "8", "--append", "--ablation", "seed1", "--root", str(tmp_path)])
+    assert e.value.code == 2 and "--append and --ablation" in capsys.readouterr().err
+
+
 def test_scaling_refuses_points_on_different_heldout_sets():
     sc = _scaling()
     a = sc.point(8, {"n": 16, "sft": 0.1})
