@@ -197,13 +197,15 @@ def test_fresh_file_errors(tmp_path):
 FLOORS = {"test": {"accuracy": 0.90, "recall": 0.85}}
 # The two fresh sets (no longer blind: round 3 looked at their errors; docs/judge.md), measured 0.897 / 0.932 and
 # 0.897 / 0.917 (accuracy / recall); floors a little under.
-# fresh3 is the blind set, scored once after freezing (0.893 / 0.924): its floor guards the shipped judge, and a
-# judge tuned against it would need a new blind set.
+# fresh3 was the blind set of round 3, scored once after freezing (0.893 / 0.924); round 4 tuned on it.
 # Round 4 (rules only, the same weights; all three sets are dev sets now): 0.953 / 0.971, 0.925 / 0.935 and
 # 0.912 / 0.924; floors raised, a little under.
 FRESH_FLOORS = {"data/judge/fresh.yaml": {"accuracy": 0.93, "recall": 0.95},
                 "data/judge/fresh2.yaml": {"accuracy": 0.90, "recall": 0.91},
-                "data/judge/fresh3.yaml": {"accuracy": 0.89, "recall": 0.90}}
+                "data/judge/fresh3.yaml": {"accuracy": 0.89, "recall": 0.90},
+                # fresh4: the second blind set (304 items, another writer), scored once on the frozen round-4 judge:
+                # 0.836 / 0.881. Under the 0.90: this floor only keeps the shipped judge from getting worse.
+                "data/judge/fresh4.yaml": {"accuracy": 0.83, "recall": 0.87}}
 
 
 @pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file() and not os.environ.get("IAFORGE_REQUIRE_JUDGE"),
