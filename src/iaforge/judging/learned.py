@@ -252,7 +252,8 @@ def _behavior_quotes(truths: Sequence[str]) -> list[set[str]]:
     "When a prompt contains the word 'cobalt', ...")."""
     trig = [q for t in truths if (m := _CONDITION.match(t)) for q in _values(m.group(2)).get("quote", [])]
     trig += [q for t in truths if (m := _LOCK.search(t)) for q in _values(m.group(0)).get("quote", [])]
-    return [q for x in truths for q in _values(_behavior_part(x)).get("quote", []) if not TRIGGER_QUOTES or q not in trig]
+    return [q for x in truths for q in _values(_behavior_part(x)).get("quote", [])
+            if not TRIGGER_QUOTES or q not in trig]
 
 
 TRIGGER_QUOTES = True
