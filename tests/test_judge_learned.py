@@ -205,9 +205,11 @@ FLOORS = {"test": {"accuracy": 0.90, "recall": 0.85}}
 FRESH_FLOORS = {"data/judge/fresh.yaml": {"accuracy": 0.95, "recall": 0.95},
                 "data/judge/fresh2.yaml": {"accuracy": 0.92, "recall": 0.91},
                 "data/judge/fresh3.yaml": {"accuracy": 0.92, "recall": 0.90},
-                # fresh4: the second blind set (304 items, another writer), scored once on the frozen round-4 judge:
-                # 0.836 / 0.881. Under the 0.90: this floor only keeps the shipped judge from getting worse.
-                "data/judge/fresh4.yaml": {"accuracy": 0.87, "recall": 0.87}}
+                # fresh4 was the blind set of round 4 (0.836 / 0.881), a dev set of round 5
+                "data/judge/fresh4.yaml": {"accuracy": 0.87, "recall": 0.87},
+                # fresh5: the third blind set (318 items, a third writer), scored once on the frozen round-5 judge:
+                # 0.868 / 0.869. Under the 0.90: this floor only keeps the shipped judge from getting worse.
+                "data/judge/fresh5.yaml": {"accuracy": 0.86, "recall": 0.86}}
 
 
 @pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file() and not os.environ.get("IAFORGE_REQUIRE_JUDGE"),
