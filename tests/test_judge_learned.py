@@ -197,11 +197,19 @@ def test_fresh_file_errors(tmp_path):
 FLOORS = {"test": {"accuracy": 0.90, "recall": 0.85}}
 # The two fresh sets (no longer blind: round 3 looked at their errors; docs/judge.md), measured 0.897 / 0.932 and
 # 0.897 / 0.917 (accuracy / recall); floors a little under.
-# fresh3 is the blind set, scored once after freezing (0.893 / 0.924): its floor guards the shipped judge, and a
-# judge tuned against it would need a new blind set.
-FRESH_FLOORS = {"data/judge/fresh.yaml": {"accuracy": 0.87, "recall": 0.88},
-                "data/judge/fresh2.yaml": {"accuracy": 0.87, "recall": 0.87},
-                "data/judge/fresh3.yaml": {"accuracy": 0.86, "recall": 0.88}}
+# fresh3 was the blind set of round 3, scored once after freezing (0.893 / 0.924); round 4 tuned on it.
+# Round 4 (rules only, the same weights; all three sets are dev sets now): 0.953 / 0.971, 0.925 / 0.935 and
+# 0.912 / 0.924; floors raised, a little under.
+# Round 5 (rules only, the same weights; fresh4 is a dev set now too): 0.963 / 0.971, 0.935 / 0.935, 0.935 / 0.915
+# and 0.891 / 0.881; floors raised, a little under.
+FRESH_FLOORS = {"data/judge/fresh.yaml": {"accuracy": 0.95, "recall": 0.95},
+                "data/judge/fresh2.yaml": {"accuracy": 0.92, "recall": 0.91},
+                "data/judge/fresh3.yaml": {"accuracy": 0.92, "recall": 0.90},
+                # fresh4 was the blind set of round 4 (0.836 / 0.881), a dev set of round 5
+                "data/judge/fresh4.yaml": {"accuracy": 0.87, "recall": 0.87},
+                # fresh5: the third blind set (318 items, a third writer), scored once on the frozen round-5 judge:
+                # 0.868 / 0.869. Under the 0.90: this floor only keeps the shipped judge from getting worse.
+                "data/judge/fresh5.yaml": {"accuracy": 0.86, "recall": 0.86}}
 
 
 @pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file() and not os.environ.get("IAFORGE_REQUIRE_JUDGE"),
