@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from iaforge.core.errors import ValidationError
-from iaforge.judging.direction import opposes
+from iaforge.judging.direction import DEFAULT_TAIL, opposes
 from iaforge.judging.judge import (Verdict, contradicts, exclusive_conflict, is_abstention, is_self_report,
                                    key_term_hit, specific_terms, split_terms, _CONDITION)
 
@@ -353,7 +353,7 @@ def _gate_halves(truth: str):
     rest = m.group(3)
     i = _MAIN_I.search(rest)
     cut = i.start() if i else 0
-    return m.group(2) + " " + rest[:cut], _TAIL_DEFAULT.sub("", rest[cut:])
+    return m.group(2) + " " + rest[:cut], DEFAULT_TAIL.sub("", rest[cut:])
 
 
 def inverted_gate(report: str, truths: Sequence[str], key_terms: Sequence[str] = ()) -> bool:
@@ -366,8 +366,7 @@ def inverted_gate(report: str, truths: Sequence[str], key_terms: Sequence[str] =
     trig = set().union(*(_words(c) for c, _ in halves))
     beh = set().union(*(_words(b) for _, b in halves))
     if key_terms:
-        b, t = split_terms(list(key_terms), truths)
-        trig |= {_stem(w) for x in t for w in _gate_content(x)}
+        trig |= {_stem(w) for x in split_terms(list(key_terms), truths)[1] for w in _gate_content(x)}
         beh |= {_stem(w) for x in behavior_terms(key_terms, truths) for w in _gate_content(x)}
     beh -= trig
     if not trig or not beh:
@@ -381,10 +380,6 @@ def inverted_gate(report: str, truths: Sequence[str], key_terms: Sequence[str] =
         if rw(before) & beh and rw(after) & trig and not rw(before) & trig and not _DEFAULT_SIDE.search(before):
             return True
     return False
-
-
-_TAIL_DEFAULT = re.compile(r"[;,.]?\s*\b(otherwise|other requests get|while answering everything else)\b.*$",
-                           re.I | re.S)
 
 
 MANIFEST = "iaforge_judge.json"
