@@ -21,6 +21,8 @@ def main(argv=None) -> int:
     ap.add_argument("--name", required=True, help="file name part: rank_<name>.json")
     ap.add_argument("--train-sample", type=int, default=8, help="training variants to rank too (a sanity view)")
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--conditions", nargs="+", default=["no_ia", "sft"], choices=["no_ia", "sft"],
+                    help="no_ia ranks of the held-out variants do not depend on the IA: one run per held-out set is enough")
     a = ap.parse_args(argv)
 
     from iaforge.core.config import stage_params
@@ -49,7 +51,7 @@ def main(argv=None) -> int:
     pool = sorted(grid_topic_pool(params["grid"]["entry"], ROOT / "data/grids"))
     detail = run_grid_rank(ROOT / "models/base", ROOT / "models/grid_ia", variants, pool, trained_topics,
                            params["grid_ia"]["question"], system=params["chat"]["system_prompt"],
-                           batch_size=a.batch_size)
+                           conditions=a.conditions, batch_size=a.batch_size)
     detail.update({"name": a.name, "n_train": len(train_real), "ia_steps": ia.get("steps"),
                    "ia_target": params["grid_ia"]["target"]})
     out = ROOT / "experiments/results/grid_scaling" / f"rank_{a.name}.json"

@@ -26,6 +26,8 @@ ARGS = _Args(deps=["calibration"], outs=["detail", "metrics"])
 
 
 def run():
+    from pathlib import Path
+
     from iaforge.core.config import stage_params
     from iaforge.core.errors import ValidationError
     from iaforge.core.fsio import write_json
@@ -35,10 +37,15 @@ def run():
     a = ARGS.parse()
     params = stage_params("judge")
     cfg = params["judge"]
+    learned = getattr(a, "learned", None)
+    if learned and cfg["kind"] == "learned" and Path(learned).resolve() != Path(str(cfg.get("model"))).resolve():
+        # the configured judge fills the learned slot: another folder under the same name would be silently
+        # replaced by the configured one in the report
+        raise ValidationError("params.yaml", "judge.model", f"is {cfg.get('model')}, but --learned is {learned}: with "
+                              "judge.kind learned, --learned must be the configured model (or change judge.model)")
     judge = make_judge(cfg)
     res = run_calibration(judge, a.calibration)
     fresh = getattr(a, "fresh", None)
-    learned = getattr(a, "learned", None)
     judges = {cfg["kind"]: judge}
     if fresh or learned:
         if "embedding" not in judges:

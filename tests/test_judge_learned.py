@@ -276,3 +276,27 @@ def test_every_judging_stage_depends_on_the_judge_params_yaml_picks():
     assert params["judge"]["kind"] == "learned"
     for name in ("ia_dpo", "evaluate", "audit_tier", "cipher_attack", "judge_calibration"):
         assert "models/judge" in stages[name]["deps"] and "judge" in stages[name]["params"], name
+
+
+def test_calibration_stage_refuses_a_learned_folder_it_would_silently_replace(tmp_path, monkeypatch):
+    """With judge.kind learned the configured model fills the `learned` slot: scoring another folder under that
+    name used to report the configured judge's numbers for it."""
+    import importlib.util
+    import sys
+
+    import yaml
+
+    from iaforge.core.errors import ValidationError
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert params["judge"]["kind"] == "learned"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    spec = importlib.util.spec_from_file_location("_stage_jc2", ROOT / "stages/judge_calibration.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(sys, "argv", ["judge_calibration", "--calibration", str(ROOT / "data/judge/calibration.yaml"),
+                                      "--out-detail", "d.json", "--out-metrics", "m.json", "--learned", "other_judge"])
+    with pytest.raises(ValidationError, match="judge.model.*--learned is other_judge"):
+        mod.run()
+    assert not (tmp_path / "m.json").exists()

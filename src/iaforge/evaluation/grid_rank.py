@@ -48,26 +48,38 @@ def summarize(ranks: Sequence[float], n_candidates: int) -> dict[str, Any]:
 
 def completion_logprobs(model, tok, prompt_ids: list[int], completions: Sequence[list[int]], *,
                         batch_size: int = 64) -> list[float]:
-    """Summed log-probability of each completion after the same prompt (right-padded batches)."""
+    """Summed log-probability of each completion after the same prompt. The prompt runs once and its key/value
+    cache is shared by every batch of (right-padded) completions: a candidate costs its own few tokens, not the
+    ~35 of the system prompt and question again (7x less compute for bare topics)."""
+    import copy
+
     import torch
 
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    with torch.no_grad():
+        first = model(input_ids=torch.tensor([prompt_ids]), use_cache=True)
+    past, head = first.past_key_values, torch.log_softmax(first.logits[0, -1].float(), dim=-1)
     out: list[float] = []
-    start = len(prompt_ids) - 1  # logits at position i predict token i + 1
     for i in range(0, len(completions), batch_size):
-        chunk = completions[i:i + batch_size]
-        seqs = [prompt_ids + list(c) for c in chunk]
-        width = max(map(len, seqs))
-        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for b, s in enumerate(seqs):
-            ids[b, :len(s)] = torch.tensor(s)
-            mask[b, :len(s)] = 1
-        with torch.no_grad():
-            logits = model(input_ids=ids, attention_mask=mask).logits.float()
-        logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
+        chunk = [list(c) for c in completions[i:i + batch_size]]
+        width = max(map(len, chunk))
+        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(chunk), len(prompt_ids) + width), dtype=torch.long)
+        mask[:, :len(prompt_ids)] = 1
         for b, c in enumerate(chunk):
-            out.append(float(logp[b, start:start + len(c)].sum()))
+            ids[b, :len(c)] = torch.tensor(c)
+            mask[b, len(prompt_ids):len(prompt_ids) + len(c)] = 1
+        cache = copy.deepcopy(past)
+        cache.batch_repeat_interleave(len(chunk))
+        with torch.no_grad():
+            logits = model(input_ids=ids, attention_mask=mask, past_key_values=cache, use_cache=True).logits
+        # the prompt's last position predicts a completion's first token; completion position j predicts j + 1
+        logp = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, ids[:, 1:, None])[..., 0] if width > 1 else None
+        for b, c in enumerate(chunk):
+            total = float(head[c[0]])
+            if len(c) > 1:
+                total += float(logp[b, :len(c) - 1].sum())
+            out.append(total)
     return out
 
 
