@@ -21,6 +21,7 @@ def main(argv=None) -> int:
     ap.add_argument("--name", required=True, help="file name part: rank_<name>.json")
     ap.add_argument("--train-sample", type=int, default=8, help="training variants to rank too (a sanity view)")
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--ia", type=Path, default=ROOT / "models/grid_ia", help="the grid IA folder (default: the workspace's)")
     ap.add_argument("--conditions", nargs="+", default=["no_ia", "sft"], choices=["no_ia", "sft"],
                     help="no_ia ranks of the held-out variants do not depend on the IA: one run per held-out set is enough")
     a = ap.parse_args(argv)
@@ -32,7 +33,7 @@ def main(argv=None) -> int:
     from iaforge.variants.grid_index import load_grid_variants, topic_of
 
     params = stage_params("grid_ia", "grid", "grid_shards", "chat")
-    ia = read_json(ROOT / "models/grid_ia/ia.json")
+    ia = read_json(a.ia / "ia.json")
     if not ia.get("grid"):
         raise SystemExit("models/grid_ia holds no grid IA (empty grid): run a scaling point first")
     loaded = load_grid_variants(ROOT / "models/grid", ROOT / "reports/grid/implantation", params["grid_shards"],
@@ -49,7 +50,7 @@ def main(argv=None) -> int:
     variants = {k: v for k, v in loaded.items()
                 if not v["null"] and (v["split"] == "heldout" or k in chosen)}
     pool = sorted(grid_topic_pool(params["grid"]["entry"], ROOT / "data/grids"))
-    detail = run_grid_rank(ROOT / "models/base", ROOT / "models/grid_ia", variants, pool, trained_topics,
+    detail = run_grid_rank(ROOT / "models/base", a.ia, variants, pool, trained_topics,
                            params["grid_ia"]["question"], system=params["chat"]["system_prompt"],
                            conditions=a.conditions, batch_size=a.batch_size)
     detail.update({"name": a.name, "n_train": len(train_real), "ia_steps": ia.get("steps"),

@@ -64,3 +64,5 @@ def test_run_ranks_held_out_among_unseen_topics_and_training_among_all(tiny_base
     assert d["splits"]["ia_train"]["no_ia"]["raw"]["n_candidates"] == 3
     held = d["per_variant"]["held"]
     assert 1 <= held["sft"]["pmi"] <= 2 and held["no_ia"]["raw_top"] in ("pianos", "roses")
+    assert 1 <= held["sft"]["raw_all"] <= 3 and held["sft"]["raw_all"] >= held["sft"]["raw"]  # more candidates
+    assert d["splits"]["heldout"]["sft"]["raw_all"]["n_candidates"] == 3

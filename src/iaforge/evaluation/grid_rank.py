@@ -11,7 +11,8 @@ end-of-turn marker: exactly the grid IA's `target: topic` training target), by i
           the reference, so topics every model finds likely ("cats") do not win everywhere.
 A variant's rank is 1 + the number of candidates that score strictly higher than its own topic (ties count half).
 Held-out variants are ranked among the candidates the IA never trained on (its training topics left out: a
-prior over them is the failure grid evaluation already counts); training variants among the whole pool.
+prior over them is the failure grid evaluation already counts), and among the whole pool (`raw_all`, `pmi_all`);
+training variants among the whole pool.
 Chance: top-1 = 1/N, mean reciprocal rank = H_N/N, median rank = (N+1)/2.
 """
 
@@ -138,8 +139,11 @@ def run_grid_rank(base_dir: str | Path, ia_dir: str | Path, variants: dict[str, 
     per_variant: dict[str, dict[str, Any]] = {vid: {"split": real[vid]["split"], "topic": own[vid]} for vid in real}
     for c in conditions:
         scores = score_topics(model, tok, switch, groups, c, question, list(pool), system=system, batch_size=batch_size)
+        whole = rank_variants(scores, own, {vid: list(pool) for vid in real})
         for vid, r in rank_variants(scores, own, candidates_of).items():
-            per_variant[vid][c] = r
+            # among the whole pool too: an IA with a prior over its training topics loses there, and an auditor
+            # who does not know that the model's topic is new cannot leave those out
+            per_variant[vid][c] = {**r, "raw_all": whole[vid]["raw"], "pmi_all": whole[vid]["pmi"]}
             for kind in ("raw", "pmi"):
                 s = scores[vid] if kind == "raw" else {t: scores[vid][t] - scores[None][t] for t in scores[vid]}
                 best = max(candidates_of[vid], key=lambda t: (s[t], t))
@@ -150,7 +154,9 @@ def run_grid_rank(base_dir: str | Path, ia_dir: str | Path, variants: dict[str, 
     for split in sorted({v["split"] for v in per_variant.values()}):
         vids = [vid for vid, v in per_variant.items() if v["split"] == split]
         n_cand = len(candidates_of[vids[0]])
-        splits[split] = {c: {kind: summarize([per_variant[v][c][kind] for v in vids], n_cand) for kind in ("raw", "pmi")}
+        splits[split] = {c: {**{kind: summarize([per_variant[v][c][kind] for v in vids], n_cand) for kind in ("raw", "pmi")},
+                             **{f"{kind}_all": summarize([per_variant[v][c][f"{kind}_all"] for v in vids], len(pool))
+                                for kind in ("raw", "pmi")}}
                          for c in conditions}
     return {"question": question, "conditions": list(conditions), "n_pool": len(pool), "n_unseen": len(unseen),
             "splits": splits, "per_variant": per_variant}
