@@ -38,13 +38,13 @@ def run():
     params = stage_params("judge")
     cfg = params["judge"]
     learned = getattr(a, "learned", None)
-    configured = cfg.get("model") or "models/judge"  # make_judge's default for an empty judge.model
-    if learned and cfg["kind"] == "learned" and Path(learned).resolve() != Path(configured).resolve():
+    judge = make_judge(cfg)
+    configured = getattr(judge, "dir", None)  # the learned judge's folder (judge.model, or its default)
+    if learned and cfg["kind"] == "learned" and configured and Path(learned).resolve() != Path(configured).resolve():
         # the configured judge fills the learned slot: another folder under the same name would be silently
         # replaced by the configured one in the report
         raise ValidationError("params.yaml", "judge.model", f"is {configured}, but --learned is {learned}: with "
                               "judge.kind learned, --learned must be the configured model (or change judge.model)")
-    judge = make_judge(cfg)
     res = run_calibration(judge, a.calibration)
     fresh = getattr(a, "fresh", None)
     judges = {cfg["kind"]: judge}
