@@ -27,7 +27,7 @@ def test_pmi_removes_what_every_model_finds_likely():
     scores = {None: {"cats": -1.0, "pianos": -9.0, "roses": -8.0},
               "v": {"cats": -1.5, "pianos": -5.0, "roses": -8.0}}
     r = rank_variants(scores, {"v": "pianos"}, {"v": ["cats", "pianos", "roses"]})["v"]
-    assert r == {"raw": 2, "pmi": 1}
+    assert r == {"raw": 2, "pmi": 1, "raw_top": "cats", "pmi_top": "pianos"}
     with pytest.raises(ValueError, match="not among its candidates"):
         rank_variants(scores, {"v": "pianos"}, {"v": ["cats", "roses"]})
 

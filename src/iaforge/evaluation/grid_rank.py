@@ -103,7 +103,8 @@ def score_topics(model, tok, switch, groups: Sequence[str | None], condition: st
 
 def rank_variants(scores: dict[str | None, dict[str, float]], own: dict[str, str],
                   candidates_of: dict[str, Sequence[str]]) -> dict[str, dict[str, float]]:
-    """variant -> {"raw": rank, "pmi": rank} among its candidates (which must include its own topic)."""
+    """variant -> {"raw", "pmi": its rank; "raw_top", "pmi_top": the best candidate} among its candidates (which must
+    include its own topic)."""
     ref = scores[None]
     out = {}
     for vid, topic in own.items():
@@ -112,7 +113,8 @@ def rank_variants(scores: dict[str | None, dict[str, float]], own: dict[str, str
             raise ValueError(f"{vid}: its topic {topic!r} is not among its candidates")
         raw = {c: scores[vid][c] for c in cands}
         pmi = {c: scores[vid][c] - ref[c] for c in cands}
-        out[vid] = {"raw": rank_of(raw, topic), "pmi": rank_of(pmi, topic)}
+        out[vid] = {"raw": rank_of(raw, topic), "pmi": rank_of(pmi, topic),
+                    "raw_top": max(cands, key=lambda t: (raw[t], t)), "pmi_top": max(cands, key=lambda t: (pmi[t], t))}
     return out
 
 
@@ -144,10 +146,6 @@ def run_grid_rank(base_dir: str | Path, ia_dir: str | Path, variants: dict[str, 
             # among the whole pool too: an IA with a prior over its training topics loses there, and an auditor
             # who does not know that the model's topic is new cannot leave those out
             per_variant[vid][c] = {**r, "raw_all": whole[vid]["raw"], "pmi_all": whole[vid]["pmi"]}
-            for kind in ("raw", "pmi"):
-                s = scores[vid] if kind == "raw" else {t: scores[vid][t] - scores[None][t] for t in scores[vid]}
-                best = max(candidates_of[vid], key=lambda t: (s[t], t))
-                per_variant[vid][c][f"{kind}_top"] = best
         if progress:
             print(f"grid rank [{c}]: {len(groups)} models x {len(pool)} topics scored")
     splits: dict[str, Any] = {}
