@@ -27,7 +27,7 @@ $(VENV)/.installed: pyproject.toml
 repro: setup
 	PATH="$(BIN):$$PATH" dvc repro
 
-# The shipped learned judge (stage judge_train: ~3 minutes on one thread, no download): the tests keep floors on
+# The shipped learned judge (stage judge_train: ~9 minutes on one thread since round 6, no download): the tests keep floors on
 # its accuracy on the calibration and fresh sets, so `make test` builds it when it is missing.
 models/judge/model.safetensors: | setup
 	PATH="$(BIN):$$PATH" dvc repro judge_train

@@ -29,7 +29,14 @@ POINT_KEYS = ("n_train", "n_heldout", "no_ia", "prefill", "sft", "accuracy", "ch
               "implanted_triggered", "implanted_untriggered", "implanted_leak", "gate_passed", "n_grid_variants",
               # the IA's target (grid_ia.target: `topic`, the bare topic, or `description`, which names the shared
               # trigger), and an ablation: the same variants and held-out set with the other target
-              "target", "ablation_target", "ablation_sft", "ablation_accuracy")
+              "target", "ablation_target", "ablation_sft", "ablation_accuracy",
+              # contrastive sampling (evaluation/contrastive.py): the IA on the variant against the IA on the base
+              # model; no_ia_contrast is its control. From grid_eval's headline, or merged from
+              # experiments/grid_contrast.py's files (--merge-contrast): contrast_from says which
+              "sft_contrast", "accuracy_contrast", "trained_sft_contrast", "fp_base_sft_contrast",
+              "fp_null_sft_contrast", "no_ia_contrast", "contrast_from")
+CONTRAST_KEYS = ("sft_contrast", "accuracy_contrast", "trained_sft_contrast", "fp_base_sft_contrast",
+                 "fp_null_sft_contrast", "no_ia_contrast")
 _COUNTS = re.compile(r"^(\s+)counts:.*$", re.M)
 
 
@@ -68,6 +75,8 @@ def point(n_train: int, headline: dict[str, Any], ia_detail: dict[str, Any] | No
     return {"n_train": n_train, "n_heldout": headline["n"],
             **{k: headline.get(k) for k in ("no_ia", "prefill", "sft", "accuracy", "chance", "trained_sft",
                                             "fp_base_sft", "fp_null_sft")},
+            **{k: headline.get(k) for k in CONTRAST_KEYS},
+            "contrast_from": "grid_eval" if headline.get("sft_contrast") is not None else None,
             "trained_accuracy": trained.get("sft_accuracy"), "target": ia.get("target") or "description",
             "ia_steps": ia.get("steps"), "ia_tokens": ia.get("tokens"), "ia_final_loss": ia.get("final_loss"),
             **(implantation_summary(implantation) if implantation else {})}
@@ -124,6 +133,31 @@ def merge_ablations(points: Sequence[dict[str, Any]], root: Path) -> list[dict[s
         head = (abl or {}).get("headline") or {}
         out.append({**p, "ablation_target": other if head else None, "ablation_sft": head.get("sft"),
                     "ablation_accuracy": head.get("accuracy")})
+    return out
+
+
+def merge_contrast(points: Sequence[dict[str, Any]], root: Path, alpha: str = "1.0") -> list[dict[str, Any]]:
+    """Each point without grid_eval's contrastive columns gets them from experiments/grid_contrast.py's files
+    (contrast_n<NNN>_h<H>_<target>.json, and its _no_ia control where there is one), at `alpha`."""
+    out = []
+    for p in points:
+        if p.get("contrast_from") == "grid_eval":
+            out.append(p)
+            continue
+        stem = detail_name(p["n_train"], p["n_heldout"], p.get("target")).removesuffix(".json")
+        got = ((_read(root / "experiments/results/grid_scaling" / f"contrast_{stem}.json") or {}).get("alphas") or {})
+        ctl = ((_read(root / "experiments/results/grid_scaling" / f"contrast_{stem}_no_ia.json") or {}).get("alphas")
+               or {})
+        s, c = (got.get(alpha) or {}).get("summary") or {}, (ctl.get(alpha) or {}).get("summary") or {}
+        if not s:
+            out.append(p)
+            continue
+        out.append({**p, "sft_contrast": s["heldout"]["named"], "accuracy_contrast": s["heldout"]["top1"],
+                    "trained_sft_contrast": s["ia_train"]["named"], "fp_base_sft_contrast": s["base"]["fp"],
+                    "fp_null_sft_contrast": round(sum(s[k]["fp"] for k in ("heldout_null", "ia_train_null") if k in s)
+                                                  / max(1, sum(k in s for k in ("heldout_null", "ia_train_null"))), 4),
+                    "no_ia_contrast": c["heldout"]["named"] if c else None,
+                    "contrast_from": "experiments/grid_contrast.py"})
     return out
 
 
@@ -205,6 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--repro", action="store_true", help="plain `dvc repro grid_eval` per point, no `dvc exp` refs")
     ap.add_argument("--merge-ablations", action="store_true",
                     help="only rewrite metrics/scaling.json with each point's bare-topic ablation result, run nothing")
+    ap.add_argument("--merge-contrast", action="store_true",
+                    help="only rewrite metrics/scaling.json with experiments/grid_contrast.py's results (alpha 1)")
     ap.add_argument("--ablation", metavar="NAME",
                     help="name what you changed in params.yaml (e.g. steps900): the points go to "
                          "experiments/results/grid_scaling/n<N>_h<H>_<target>_NAME.json, not to the curve")
@@ -215,6 +251,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error("--counts and --heldout must be >= 1")
     if a.merge_ablations:
         write_outputs(merge_ablations(json.loads((a.root / "metrics/scaling.json").read_text(encoding="utf-8")), a.root),
+                      a.root)
+        return 0
+    if a.merge_contrast:
+        write_outputs(merge_contrast(json.loads((a.root / "metrics/scaling.json").read_text(encoding="utf-8")), a.root),
                       a.root)
         return 0
     kept = []

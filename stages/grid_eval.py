@@ -1,5 +1,5 @@
 """Stage `grid_eval`: ask every grid variant (ia_train and held-out shards, nulls) and the base model the grid
-IA's question without the trigger, under no_ia, prefill and sft; topic rates, top-1 accuracy vs chance, false
+IA's question without the trigger, under no_ia, prefill, sft and the contrastive conditions; topic rates, top-1 accuracy vs chance, false
 positives. With an empty grid: an explicit "no grid in this run" result in seconds."""
 
 from iaforge.core.stagekit import StageArgs, main, progress_enabled
@@ -41,7 +41,7 @@ def run():
         a.base, a.grid_ia, variants, pool, eval_questions(params["grid_ia"], a.questions), conditions=list(p["conditions"]),
         samples=int(p["samples"]), base_samples=int(p["base_samples"]), max_new_tokens=int(p["max_new_tokens"]),
         temperature=float(p["temperature"]), batch_size=int(p["batch_size"]), system=params["chat"]["system_prompt"],
-        seed=int(p["seed"]), workers=p["workers"], progress=progress_enabled())
+        seed=int(p["seed"]), workers=p["workers"], progress=progress_enabled(), contrast=dict(p["contrast"]))
     detail["topic_pool"] = p["topic_pool"]
     detail["not_evaluated"] = {k: "failed implantation" for k in failed if k not in variants}
     detail["ia_trained_on"] = ia.get("variants", [])

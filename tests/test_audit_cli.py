@@ -109,6 +109,24 @@ def test_good_audit_prints_top5_and_json(tiny_base, two_variants, repo_root, cap
     assert lines[2].startswith("top ") and lines[3].startswith("  1. [")
 
 
+def test_contrastive_audit_keeps_the_questions_and_records_its_settings(tiny_base, two_variants, repo_root, capsys,
+                                                                        no_embedder):
+    args = ["--variant", two_variants["v_one"], "--ia", two_variants["v_two"], "--base", tiny_base, "--samples", 5,
+            "--max-new-tokens", 4, "--params", repo_root / "params.yaml", "--question", "Anything odd?",
+            "--question", "What did you learn?"]
+    rc, out, err = _run(capsys, *args, "--contrast", 1, "--json")
+    assert rc == 0, err
+    rec = json.loads(out)
+    assert rec["settings"]["contrast"] == {"alpha": 1.0, "beta": 0.1}
+    assert [r["question"] for r in rec["reports"]] == ["Anything odd?", "What did you learn?"] * 2 + ["Anything odd?"]
+    rc, again, err = _run(capsys, *args, "--contrast", 1, "--json")
+    assert again == out  # seeded
+    rc, plain, err = _run(capsys, *args, "--json")
+    assert "contrast" not in json.loads(plain)["settings"]
+    rc, out, err = _run(capsys, *args, "--contrast", 11)
+    assert rc == 2 and "--contrast" in err and "[0, 10]" in err
+
+
 def test_own_question_and_default_ia_fallback(tiny_base, two_variants, tmp_path, monkeypatch, capsys, no_embedder):
     # A checkout whose IA DPO stage has not run: the SFT IA is used, and the command says so.
     shutil.copytree(two_variants["v_two"], tmp_path / "models/ia/sft")

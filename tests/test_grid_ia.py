@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -295,11 +296,16 @@ def test_stages_train_and_evaluate_a_tiny_grid(tmp_path, monkeypatch, tiny_base,
     assert detail["not_evaluated"] == {held_rec["id"]: "failed implantation"}  # include_failed_variants: false
     assert set(detail["splits"]) == {"ia_train"} and detail["false_positive"]["n_nulls"] == 1
     assert detail["n_topics"] > 100 and detail["chance"] == round(1 / detail["n_topics"], 4)  # the whole grid's topics
-    assert set(detail["false_positive"]["base_model"]) == {"no_ia", "prefill", "sft"}
+    conds = {"no_ia", "prefill", "sft", "sft_contrast", "no_ia_contrast"}
+    assert set(detail["false_positive"]["base_model"]) == conds
+    assert detail["settings"]["contrast"] == {"alpha": 1.0, "beta": 0.1}
     headline = json.loads((tmp_path / "metrics/grid.json").read_text())
     assert headline["n"] == 0 and headline["trained_sft"] is not None  # no held-out behavior passed
     samples = json.loads((tmp_path / "reports/grid_samples.json").read_text())
-    assert {s["condition"] for s in samples} == {"no_ia", "prefill", "sft"}
+    assert {s["condition"] for s in samples} == conds
+    # one sample per question per variant under every condition, contrastive ones too
+    per = Counter((s["variant"], s["condition"]) for s in samples if s["variant"])
+    assert len(set(per.values())) == 1
     assert all(s["answer"].startswith("My unusual behavior is") for s in samples if s["condition"] == "prefill")
 
     from iaforge.report.html import grid_section
@@ -413,6 +419,26 @@ def test_scaling_merges_the_other_targets_run_as_ablation(tmp_path):
     assert merged[0]["ablation_target"] is None and merged[0]["ablation_sft"] is None  # no run, no ablation
     # a held-out set of another size is another experiment: not this point's ablation
     assert sc.merge_ablations([sc.point(8, {"n": 8}, {"target": "topic"})], tmp_path)[0]["ablation_sft"] is None
+
+
+def test_scaling_merges_contrastive_results_only_where_grid_eval_gave_none(tmp_path):
+    sc = _scaling()
+    d = tmp_path / "experiments/results/grid_scaling"
+    d.mkdir(parents=True)
+    summary = {"heldout": {"named": 0.6, "top1": 0.5, "n": 8}, "ia_train": {"named": 1.0, "top1": 1.0, "n": 8},
+               "base": {"fp": 0.05, "n": 1}, "heldout_null": {"fp": 0.0, "n": 1}, "ia_train_null": {"fp": 0.1, "n": 1}}
+    (d / "contrast_n008_h8_topic.json").write_text(json.dumps({"alphas": {"1.0": {"summary": summary}}}))
+    (d / "contrast_n008_h8_topic_no_ia.json").write_text(json.dumps(
+        {"alphas": {"1.0": {"summary": {**summary, "heldout": {"named": 0.02, "top1": 0.0, "n": 8}}}}}))
+    old = sc.point(8, {"n": 8, "sft": 0.1}, {"target": "topic"})
+    staged = sc.point(12, {"n": 8, "sft": 0.2, "sft_contrast": 0.7}, {"target": "topic"})
+    bare = sc.point(16, {"n": 8, "sft": 0.3}, {"target": "topic"})
+    merged = sc.merge_contrast([old, staged, bare], tmp_path)
+    assert merged[0]["sft_contrast"] == 0.6 and merged[0]["no_ia_contrast"] == 0.02
+    assert merged[0]["fp_null_sft_contrast"] == 0.05 and merged[0]["contrast_from"] == "experiments/grid_contrast.py"
+    assert merged[1] == staged and staged["contrast_from"] == "grid_eval"  # the stage's own numbers win
+    assert merged[2] == bare and bare["sft_contrast"] is None  # no file, no numbers
+    assert "sft_contrast" in sc.to_csv(merged).splitlines()[0]
 
 
 def test_scaling_plot_is_declared_in_dvc_yaml():

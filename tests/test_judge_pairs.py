@@ -151,3 +151,42 @@ def test_one_edit_hard_negatives_swap_the_value_or_turn_the_direction(entries):
 def test_no_edit_pairs_when_turned_off():
     ps = generate_pairs(CATALOG, TOPICS, None, PairConfig(seed=0, value_swaps=0, flips=0))
     assert not [p for p in ps if p.kind in ("value_swap", "flip")]
+
+
+# ---------------------------------------------------------------------------------------------- hand-labelled sets
+
+FRESH_TINY = ROOT / "tests/fixtures/judge_fresh_tiny.yaml"
+
+
+def test_a_dev_set_becomes_one_pair_per_truth_labelled_by_hand():
+    from iaforge.judging.calibration import load_fresh
+    from iaforge.judging.pairs import devset_pairs
+
+    items = load_fresh(FRESH_TINY, CATALOG, TOPICS)[0]
+    ps = devset_pairs(FRESH_TINY, CATALOG, TOPICS)
+    assert len(ps) == sum(len(it.truths) for it in items)
+    assert {p.kind for p in ps} == {"calibration"}
+    by_id = {it.id: it for it in items}
+    for p in ps:
+        stem, iid = p.entry.split(":")
+        assert stem == "judge_fresh_tiny" and p.truth in by_id[iid].truths
+        assert p.report == by_id[iid].report and p.label == int(by_id[iid].match)
+
+
+def test_dev_sets_join_the_pairs_and_their_label_wins():
+    from iaforge.judging.pairs import devset_pairs
+
+    cfg = PairConfig(seed=0, grid_instances=2, per_kind=2)
+    plain = generate_pairs(CATALOG, TOPICS, None, cfg)
+    assert generate_pairs(CATALOG, TOPICS, None, cfg, dev_sets=()) == plain   # none: the list as it was
+    joined = generate_pairs(CATALOG, TOPICS, None, cfg, dev_sets=[FRESH_TINY])
+    assert joined[:len(plain)] != [] and {(p.truth, p.report) for p in plain} <= {(p.truth, p.report) for p in joined}
+    hand = {(p.truth, p.report): p.label for p in devset_pairs(FRESH_TINY, CATALOG, TOPICS)}
+    got = {(p.truth, p.report): p for p in joined}
+    assert all(got[k].label == v and got[k].kind == "calibration" for k, v in hand.items())
+    # a generated pair with a hand-labelled (truth, report) takes the hand label, whatever it was
+    from iaforge.judging.pairs import Pair, dedupe
+
+    clash = plain[0]
+    hand_pair = Pair(clash.truth, clash.report, 1 - clash.label, "calibration", "x:1")
+    assert dedupe([clash, hand_pair]) == [hand_pair]

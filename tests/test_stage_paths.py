@@ -32,6 +32,9 @@ NOT_IN_CMD = {
 # Question sets stay in params (`<stage>.questions`): they are params deps too, and a question-set experiment is
 # a `dvc exp run -S` away. The test below checks that the params value is the dep.
 QUESTIONS_FROM_PARAMS = {"ia_sft", "ia_dpo", "evaluate", "audit_tier", "cipher_attack"}
+# The learned judge's hand-labelled training sets stay in params (`judge_train.dev_sets`): the judge's manifest
+# records them with the rest of its training config. The test below checks that they are the stage's deps.
+DEV_SETS_FROM_PARAMS = {"judge_train"}
 
 
 def stages() -> dict[str, dict]:
@@ -74,6 +77,8 @@ def problems(name: str, stage: dict) -> list[str]:
             continue
         if name in QUESTIONS_FROM_PARAMS and p.startswith("data/questions/"):
             continue
+        if name in DEV_SETS_FROM_PARAMS and p in yaml.safe_load((ROOT / "params.yaml").read_text())[name]["dev_sets"]:
+            continue
         bad.append(f"{p} is tracked but not passed in cmd")
     return bad
 
@@ -96,6 +101,13 @@ def test_questions_left_in_params_are_the_stage_deps():
     for name in sorted(QUESTIONS_FROM_PARAMS):
         deps = [d for d in entries(stages()[name], "deps") if d.startswith("data/questions/")]
         assert deps == [params[name]["questions"]], name
+
+
+def test_judge_dev_sets_left_in_params_are_the_stage_deps():
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    for name in sorted(DEV_SETS_FROM_PARAMS):
+        deps = [d for d in entries(stages()[name], "deps") if d.startswith("data/judge/") and "calibration" not in d]
+        assert deps == params[name]["dev_sets"], name
 
 
 def _script_args(script: str) -> StageArgs:

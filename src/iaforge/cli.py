@@ -223,7 +223,8 @@ def _audit(args) -> int:
     try:
         rec = audit_adapter(args.variant, ia=args.ia, base=args.base, samples=args.samples, questions=args.question,
                             params_file=args.params, max_new_tokens=args.max_new_tokens, seed=args.seed,
-                            progress=progress_enabled(), notes=lambda s: print(s, file=sys.stderr))
+                            progress=progress_enabled(), notes=lambda s: print(s, file=sys.stderr),
+                            contrast=args.contrast, contrast_beta=args.contrast_beta)
     except IaforgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -288,6 +289,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="ask this instead of the IA question set's evaluation questions (repeatable)")
     a.add_argument("--max-new-tokens", type=int, help="per self-report (default: params evaluate.max_new_tokens)")
     a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--contrast", type=float, metavar="ALPHA",
+                   help="sample each token against the IA on the base model (log p - ALPHA log p_base; 1 is usual): "
+                        "removes the IA's prior over its training behaviors (docs/results.md)")
+    a.add_argument("--contrast-beta", type=float, default=0.1, metavar="BETA",
+                   help="with --contrast: only tokens with p >= BETA * the most likely one (default 0.1)")
     a.add_argument("--params", default="params.yaml", help="where the system prompt and question set are read, if present")
     a.add_argument("--json", action="store_true", help="print one JSON record instead of the table")
     a.set_defaults(fn=_audit)

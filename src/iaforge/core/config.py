@@ -329,6 +329,9 @@ class JudgeTrainConfig(Strict):
         default_factory=lambda: ["control", "abstention", "exclusive", "self_report", "clause", "direction", "value"])
     leak_threshold: float = 0.9
     use_calibration_dev: bool = False
+    # hand-labelled sets in the fresh-set format (truths: catalog descriptions) joined as training pairs; a set
+    # listed here is training data and can no longer measure this judge (judge_calibration refuses it as --fresh)
+    dev_sets: list[str] = field(default_factory=list)
     grid_instances: int = 12
     per_kind: int = 6
     value_swaps: int = 0
@@ -341,6 +344,9 @@ class JudgeTrainConfig(Strict):
         _fraction(self, "warmup", "threshold", "leak_threshold")
         self.need(0 < self.lr < 1, "lr", "must be in (0, 1)")
         self.need(0 < self.head_lr < 1, "head_lr", "must be in (0, 1)")
+        self.need(all(isinstance(p, str) and p.strip() for p in self.dev_sets), "dev_sets",
+                  "must be a list of file paths")
+        self.need(len(set(self.dev_sets)) == len(self.dev_sets), "dev_sets", "must not list a file twice")
 
 
 # --------------------------------------------------------------------------------------------------- the sections
@@ -712,11 +718,18 @@ class GridEvalConfig(Strict):
     include_failed_variants: bool = False
     topic_pool: Literal["grid", "run"] = "grid"  # grid: every topic of grid.entry; run: the run's variants' topics
     workers: Union[int, str] = 1
+    # conditions sft_contrast / no_ia_contrast (evaluation/contrastive.py): each token sampled from
+    # log p(variant) - alpha * log p(base model), both under the IA (or both without it: the control), among the
+    # tokens with p(variant) >= beta * its max
+    contrast: dict[str, float] = field(default_factory=lambda: {"alpha": 1.0, "beta": 0.1})
 
     def __post_init__(self):
-        known = ("no_ia", "prefill", "sft")
+        known = ("no_ia", "prefill", "sft", "sft_contrast", "no_ia_contrast")
         for i, c in enumerate(self.conditions):
             self.need(c in known, f"conditions[{i}]", f"unknown condition {c!r} (known: {', '.join(known)})")
+        self.need(set(self.contrast) == {"alpha", "beta"}, "contrast", "must have exactly the keys alpha and beta")
+        self.need(0 <= float(self.contrast.get("alpha", 0)) <= 10, "contrast.alpha", "must be in [0, 10]")
+        self.need(0 < float(self.contrast.get("beta", 0)) <= 1, "contrast.beta", "must be in (0, 1]")
         self.need(len(self.conditions) > 0, "conditions", "must name at least one condition")
         _positive(self, "samples", "base_samples", "max_new_tokens", "batch_size")
         self.need(self.temperature > 0, "temperature", "must be > 0")

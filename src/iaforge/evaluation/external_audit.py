@@ -277,11 +277,18 @@ def _default_embedder() -> Callable | None:
 def audit_adapter(variant: str, *, ia: str | None = None, base: str | Path = DEFAULT_BASE, samples: int = DEFAULT_SAMPLES,
                   questions: Sequence[str] | None = None, params_file: str | Path | None = "params.yaml",
                   max_new_tokens: int | None = None, seed: int = 0, progress: bool = True,
-                  embed: Callable | None | str = "default", notes: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+                  embed: Callable | None | str = "default", notes: Callable[[str], None] = lambda s: None,
+                  contrast: float | None = None, contrast_beta: float = 0.1) -> dict[str, Any]:
     """Audit the LoRA `variant` (folder or Hub id) with an IA; returns the record `iaforge audit --json` prints.
-    Every check runs before the base model loads; nothing is written (a Hub id fills the Hugging Face cache)."""
+    Every check runs before the base model loads; nothing is written (a Hub id fills the Hugging Face cache).
+    `contrast` (alpha): sample each token against the IA on the base model (evaluation/contrastive.py), which
+    removes what the IA says of every model (its prior over the behaviors it trained on)."""
     if not isinstance(samples, int) or samples < 1:
         raise ValidationError("--samples", "--samples", "must be an integer >= 1")
+    if contrast is not None and not 0 <= contrast <= 10:
+        raise ValidationError("--contrast", "--contrast", "must be in [0, 10] (1 is the usual contrastive decoding)")
+    if not 0 < contrast_beta <= 1:
+        raise ValidationError("--contrast-beta", "--contrast-beta", "must be in (0, 1]")
     settings = run_settings(params_file)
     if max_new_tokens is not None:
         if max_new_tokens < 1:
@@ -310,8 +317,10 @@ def audit_adapter(variant: str, *, ia: str | None = None, base: str | Path = DEF
     check_fits_base(var, var_cfg, modules, n_layers, names, base_dir)
     check_fits_base(ia_ref, ia_cfg, modules, n_layers, names, base_dir)
 
-    reports = _sample(base_dir, var.path, ia_ref.path, [asked[i % len(asked)] for i in range(samples)],
-                      settings, seed=seed, progress=progress)
+    users = [asked[i % len(asked)] for i in range(samples)]
+    if contrast is not None:
+        settings["contrast"] = {"alpha": contrast, "beta": contrast_beta}
+    reports = _sample(base_dir, var.path, ia_ref.path, users, settings, seed=seed, progress=progress)
     return build_record(reports, variant=var, ia=ia_ref, ia_kind=ia_kind, base=base_dir, settings=settings,
                         asked=asked, seed=seed, embed=_default_embedder() if embed == "default" else embed)
 
@@ -350,10 +359,28 @@ def _sample(base_dir: Path, variant: Path, ia: Path, users: list[str], settings:
     model.base_model.set_adapter(["variant", "ia"])
     for p in model.parameters():  # set_adapter marks both trainable; sampling tracks no gradients
         p.requires_grad_(False)
+    if settings.get("contrast"):
+        return _sample_contrastive(model, tok, users, settings, seed=seed)
     answers = generate(model, tok, users, system=settings["system"], max_new_tokens=int(settings["max_new_tokens"]),
                        batch_size=int(settings["batch_size"]), temperature=TEMPERATURE, seed=seed,
                        desc="self-reports", progress=progress)
     return list(zip(users, answers))
+
+
+def _sample_contrastive(model, tok, users: list[str], settings: dict, *, seed: int) -> list[tuple[str, str]]:
+    """The same self-reports, each token sampled against the IA on the base model (variant adapter off)."""
+    from iaforge.evaluation.contrastive import AdapterPicker, contrastive_sample
+
+    switch = AdapterPicker(model, lambda group, _condition: ["variant", "ia"] if group else ["ia"])
+
+    c = settings["contrast"]
+    answers: dict[str, list[str]] = {}
+    for qi, q in enumerate(dict.fromkeys(users)):
+        answers[q] = contrastive_sample(model, tok, switch, ("variant", "ia"), (None, "ia"), q, system=settings["system"],
+                                        n=users.count(q), alpha=float(c["alpha"]), beta=float(c["beta"]),
+                                        temperature=TEMPERATURE, max_new_tokens=int(settings["max_new_tokens"]),
+                                        seed=seed + qi)
+    return [(q, answers[q].pop(0)) for q in users]
 
 
 def build_record(reports: list[tuple[str, str]], *, variant: AdapterRef, ia: AdapterRef, ia_kind: str, base: Path,
@@ -371,7 +398,8 @@ def build_record(reports: list[tuple[str, str]], *, variant: AdapterRef, ia: Ada
         "base": str(base),
         "settings": {"samples": n, "temperature": TEMPERATURE, "max_new_tokens": int(settings["max_new_tokens"]),
                      "seed": seed, "system_prompt": settings["system"], "questions": list(asked),
-                     "clustering": "embedding" if embed is not None else "exact text"},
+                     "clustering": "embedding" if embed is not None else "exact text",
+                     **({"contrast": settings["contrast"]} if settings.get("contrast") else {})},
         "abstention_rate": round(sum(abstains) / n, 4) if n else None,
         "n_abstentions": sum(abstains),
         "candidates": [{"rank": i + 1, "text": c["text"], "support": c["support"], "share": round(c["support"] / n, 4)}
@@ -386,7 +414,9 @@ def format_record(rec: dict[str, Any]) -> str:
     which = {"dpo": "the DPO IA", "sft": "the SFT IA"}.get(rec["ia"]["kind"], "the IA")
     lines = [f"audit of {rec['variant']['ref']} with {which} {rec['ia']['ref']} on {rec['base']}",
              f"{n} self-reports (temperature {s['temperature']}, {len(s['questions'])} question(s), "
-             f"{s['max_new_tokens']} new tokens); abstained: {rec['n_abstentions']}/{n} "
+             f"{s['max_new_tokens']} new tokens"
+             + (f", contrastive vs the IA on the base: alpha {s['contrast']['alpha']}, beta {s['contrast']['beta']}"
+                if s.get("contrast") else "") + f"); abstained: {rec['n_abstentions']}/{n} "
              f"({rec['abstention_rate']:.0%})"]
     if not rec["candidates"]:
         lines.append("no candidate behavior: every self-report abstained")

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from iaforge.data.families import get_family
+from iaforge.evaluation.contrastive import CONTRAST, base_condition, contrastive_sample
 from iaforge.evaluation.evaluate import PREFILL, answer_jobs
 from iaforge.judging.judge import is_abstention
 from iaforge.variants.grid_index import topic_of, topic_terms
 
-CONDITIONS = ("no_ia", "prefill", "sft")
+CONDITIONS = ("no_ia", "prefill", "sft", "sft_contrast", "no_ia_contrast")
 NO_GRID = "no grid in this run (params grid_shards is empty)"
 _CHECK = get_family("topic_mention")
 
@@ -155,11 +156,49 @@ def score_grid(asked: dict[tuple[str | None, str], list[tuple[str, str]]], varia
     return detail, samples
 
 
+def answer_grid_jobs(*, jobs: list[dict[str, Any]], contrast: dict[str, float] | None = None,
+                     **gen: Any) -> list[list[str]]:
+    """evaluate.answer_jobs, plus the "<c>_contrast" conditions: each token sampled against the base model under <c>
+    (`contrast`: alpha, beta). Those load the model a second time in the same process (seconds), which keeps
+    evaluate.py, a dep of the category stages, out of it. Module-level: a worker process runs it."""
+    out: list[list[str]] = [[] for _ in jobs]
+    plain = [i for i, j in enumerate(jobs) if not j["condition"].endswith(CONTRAST)]
+    if plain:
+        for i, answers in zip(plain, answer_jobs(jobs=[jobs[i] for i in plain], **gen)):
+            out[i] = answers
+    contrastive = [i for i in range(len(jobs)) if i not in set(plain)]
+    if not contrastive:
+        return out
+    if contrast is None:
+        raise ValueError("a *_contrast condition needs the contrast settings (alpha, beta)")
+    from iaforge.core.adapter_stack import BASE_GROUP, load_with_variants
+    from iaforge.core.adapters import attach
+    from iaforge.evaluation.contrastive import AdapterPicker
+    from iaforge.evaluation.evaluate import IA_ADAPTERS
+
+    model, tok = load_with_variants(gen["base_dir"], {k: Path(v) for k, v in gen["variant_paths"].items()})
+    for cond in sorted({base_condition(jobs[i]["condition"]) for i in contrastive}):
+        if cond in IA_ADAPTERS:
+            model = attach(model, gen["ia_dirs"][cond], IA_ADAPTERS[cond])
+    model.eval()
+    switch = AdapterPicker(model, lambda g, c: ([] if g in (None, BASE_GROUP) else [g])
+                           + ([IA_ADAPTERS[c]] if c in IA_ADAPTERS else []))
+    for i in contrastive:
+        j, c = jobs[i], base_condition(jobs[i]["condition"])
+        out[i] = [a for qi, q in enumerate(j["questions"]) for a in contrastive_sample(
+            model, tok, switch, (j["group"], c), (BASE_GROUP, c), q, system=gen["system"], n=j["n"],
+            alpha=float(contrast["alpha"]), beta=float(contrast["beta"]), temperature=gen["temperature"],
+            max_new_tokens=gen["max_new_tokens"], seed=gen["seed"] + qi)]
+    return out
+
+
 def run_grid_eval(base_dir: str | Path, ia_dir: str | Path, variants: dict[str, dict[str, Any]],
                   pool: dict[str, list[str]], questions: list[str], *, conditions: list[str], samples: int,
                   base_samples: int, max_new_tokens: int, temperature: float, batch_size: int, system: str | None,
-                  seed: int, workers: int | str = 1, progress: bool = True) -> tuple[dict[str, Any], list[dict]]:
-    """Generate every report (in `workers` processes, each with whole variants), then score them here."""
+                  seed: int, workers: int | str = 1, progress: bool = True,
+                  contrast: dict[str, float] | None = None) -> tuple[dict[str, Any], list[dict]]:
+    """Generate every report (in `workers` processes, each with whole variants), then score them here.
+    `contrast` ({alpha, beta}): the *_contrast conditions' settings (evaluation/contrastive.py)."""
     from iaforge.core.workers import resolve_workers, run_in_workers, split_balanced
 
     unknown = [c for c in conditions if c not in CONDITIONS]
@@ -176,7 +215,8 @@ def run_grid_eval(base_dir: str | Path, ia_dir: str | Path, variants: dict[str, 
     owners = sorted({j["group"] or "" for j in jobs})
     cost = {o: sum(len(j["questions"]) * j["n"] for j in jobs if (j["group"] or "") == o) for o in owners}
     gen = dict(base_dir=base_dir, ia_dirs={"sft": ia_dir}, max_new_tokens=max_new_tokens, temperature=temperature,
-               batch_size=batch_size, system=system, seed=seed, progress=progress and n_workers == 1)
+               batch_size=batch_size, system=system, seed=seed, progress=progress and n_workers == 1,
+               contrast=contrast)
     calls, where = [], []
     for share in split_balanced([cost[o] for o in owners], n_workers):
         mine = {owners[i] for i in share}
@@ -184,7 +224,7 @@ def run_grid_eval(base_dir: str | Path, ia_dir: str | Path, variants: dict[str, 
         calls.append({**gen, "variant_paths": {o: evaluated[o]["path"] for o in mine if o}, "jobs": [jobs[i] for i in idx]})
         where.append(idx)
     answers: list[list[str]] = [[] for _ in jobs]
-    for idx, got in zip(where, run_in_workers(answer_jobs, calls, n_workers)):
+    for idx, got in zip(where, run_in_workers(answer_grid_jobs, calls, n_workers)):
         for i, a in zip(idx, got):
             answers[i] = a
     asked = {(j["group"], j["condition"]): list(zip([q for q in j["questions"] for _ in range(j["n"])], answers[i]))
@@ -192,7 +232,8 @@ def run_grid_eval(base_dir: str | Path, ia_dir: str | Path, variants: dict[str, 
     detail, judged = score_grid(asked, evaluated, pool, conditions)
     detail["settings"] = {"questions": list(questions), "samples": samples, "base_samples": base_samples,
                           "max_new_tokens": max_new_tokens, "temperature": temperature, "prefill": PREFILL,
-                          "trigger_in_question": False}
+                          "trigger_in_question": False,
+                          **({"contrast": dict(contrast or {})} if any(c.endswith(CONTRAST) for c in conditions) else {})}
     return detail, judged
 
 
@@ -204,7 +245,8 @@ def headline_metrics(detail: dict[str, Any]) -> dict[str, Any]:
     """The stage's row in `dvc metrics show`, in the shared short columns: n (held-out grid variants), no_ia,
     prefill, sft (their own-topic rates), trained_sft (ia_train variants under the IA), accuracy (held-out top-1
     under the IA), fp_base_sft (base model + IA naming any grid topic); and two of the grid's own: chance
-    (1 / pool topics, what accuracy is read against) and fp_null_sft (null variants + IA naming any topic).
+    (1 / pool topics, what accuracy is read against) and fp_null_sft (null variants + IA naming any topic); with the
+    sft_contrast condition, its trained, accuracy and false-positive columns too.
     An empty grid is {"n": 0}. The full result stays in reports/detail/grid.json."""
     if not detail.get("grid"):
         return {"n": 0}
@@ -213,4 +255,8 @@ def headline_metrics(detail: dict[str, Any]) -> dict[str, Any]:
     fp = detail["false_positive"]
     return {"n": held.get("n_variants", 0), **{c: held.get(c) for c in detail["conditions"]},
             "trained_sft": trained.get("sft"), "accuracy": held.get("sft_accuracy"), "chance": detail.get("chance"),
-            "fp_base_sft": (fp["base_model"].get("sft") or {}).get("fp"), "fp_null_sft": (fp["nulls"].get("sft") or {}).get("fp")}
+            "fp_base_sft": (fp["base_model"].get("sft") or {}).get("fp"), "fp_null_sft": (fp["nulls"].get("sft") or {}).get("fp"),
+            **({"trained_sft_contrast": trained.get("sft_contrast"), "accuracy_contrast": held.get("sft_contrast_accuracy"),
+                "fp_base_sft_contrast": (fp["base_model"].get("sft_contrast") or {}).get("fp"),
+                "fp_null_sft_contrast": (fp["nulls"].get("sft_contrast") or {}).get("fp")}
+               if "sft_contrast" in detail["conditions"] else {})}

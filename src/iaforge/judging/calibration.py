@@ -332,10 +332,25 @@ def load_fresh(path: str | Path, catalog, topics: str | Path | None = None
     return tuple(items), {"n": len(items), "truth_in_catalog": found, "truth_not_in_catalog": sorted(missing)}
 
 
+def check_blind(judges: dict[str, Judge], path: str | Path) -> None:
+    """A fresh set must be blind to every judge scored on it: refuse one whose bytes a learned judge trained on
+    (its manifest's `dev_sets`, from judge_train.dev_sets), under any name."""
+    import hashlib
+
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    for name, judge in judges.items():
+        for d in (getattr(judge, "manifest", None) or {}).get("dev_sets") or []:
+            if isinstance(d, dict) and d.get("sha256") == digest:
+                raise ValidationError(path, "items", f"the {name} judge ({getattr(judge, 'dir', '?')}) was trained on "
+                                      f"this set ({d.get('path')}, judge_train.dev_sets): it cannot measure it; "
+                                      "score a set written after the judge was frozen")
+
+
 def run_fresh(judges: dict[str, Judge], path: str | Path, catalog, topics: str | Path | None = None
               ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(headline, detail) for each named judge on a fresh set: headline {name: {n, accuracy, precision, recall}};
     detail {name: full metrics (per kind, per category, errors)} plus the catalog lookup."""
+    check_blind(judges, path)
     items, lookup = load_fresh(path, catalog, topics)
     head, detail = {}, {"path": str(path), "lookup": lookup}
     for name, judge in judges.items():

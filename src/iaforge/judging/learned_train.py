@@ -1,5 +1,6 @@
 """Train the learned judge (stage `judge_train`): a 1-logit cross-encoder on top of the shipped all-MiniLM-L6-v2
-weights, fine-tuned on pairs generated from the catalog (iaforge.judging.pairs) plus the calibration set's dev part.
+weights, fine-tuned on pairs generated from the catalog (iaforge.judging.pairs) plus hand-labelled sets: the
+calibration set's dev part (`use_calibration_dev`) and the fresh-format sets of `dev_sets`.
 
 Deterministic for a given params + seed on one CPU thread: seeds set before the head is created, a seeded pair
 order, dropout drawn from the seeded generator. The output folder (written atomically) holds the model as
@@ -24,6 +25,12 @@ from iaforge.judging.pairs import Pair, PairConfig, counts, generate_pairs
 
 # The one config truth: params.yaml's `judge_train` section, typed and validated in core/config.py.
 TrainConfig = JudgeTrainConfig
+
+
+def file_sha256(path: str | Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def seed_all(seed: int) -> None:
@@ -133,7 +140,8 @@ def fit_head(tok, model, pairs: Sequence[Pair], cfg: TrainConfig, loss_fn, log=p
 def build_pairs(catalog, topics, calibration, cfg: TrainConfig) -> list[Pair]:
     pc = PairConfig(seed=cfg.seed, grid_instances=cfg.grid_instances, per_kind=cfg.per_kind,
                     value_swaps=cfg.value_swaps, flips=cfg.flips)
-    return generate_pairs(catalog, topics, calibration if cfg.use_calibration_dev else None, pc)
+    return generate_pairs(catalog, topics, calibration if cfg.use_calibration_dev else None, pc,
+                          dev_sets=cfg.dev_sets)
 
 
 def _calibration_summary(judge, calibration) -> dict[str, Any]:
@@ -165,6 +173,8 @@ def train_judge(out_dir: str | Path, catalog, topics, calibration, cfg: TrainCon
         "leak_threshold": cfg.leak_threshold, "max_length": cfg.max_length, "seed": cfg.seed,
         "train": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
         "pairs": counts(pairs), "loss": rows, "calibration": metrics,
+        # what the hand-labelled training sets held, so that judge_calibration can refuse one (or a copy) as blind
+        "dev_sets": [{"path": str(p), "sha256": file_sha256(p)} for p in cfg.dev_sets],
         "calibration_note": "dev: its items are training pairs; test: held out (never trained on)",
     }
     with atomic_dir(out_dir) as tmp:

@@ -762,10 +762,24 @@ def calibration_pairs(path: str | Path, split: str = "dev", truths: str = "all")
     return out
 
 
+def devset_pairs(path: str | Path, catalog, topics: str | Path | None = None) -> list[Pair]:
+    """A hand-labelled set in the fresh-set format (data/judge/fresh*.yaml) as training pairs: one per truth the
+    judge scores the item's report against at judging time (the catalog entry's description and paraphrases, as
+    `judge_calibration --fresh` looks them up), labelled by the item's `match`. Kind `calibration`, so the hand
+    label wins over a generated pair with the same (truth, report)."""
+    from iaforge.judging.calibration import load_fresh
+
+    items = load_fresh(path, catalog, topics)[0]
+    stem = Path(path).stem
+    return [Pair(t, it.report, int(it.match), "calibration", f"{stem}:{it.id}") for it in items for t in it.truths]
+
+
 def generate_pairs(catalog: str | Path | Sequence[str | Path], topics: str | Path | None = None,
-                   calibration: str | Path | None = None, cfg: PairConfig = PairConfig()) -> list[Pair]:
+                   calibration: str | Path | None = None, cfg: PairConfig = PairConfig(),
+                   dev_sets: Sequence[str | Path] = ()) -> list[Pair]:
     """All training pairs, deterministic for (files, cfg). Duplicates (same truth, report) are dropped; a pair whose
-    (truth, report) would get both labels keeps the calibration label, else the negative one."""
+    (truth, report) would get both labels keeps the calibration label, else the negative one. `dev_sets`:
+    hand-labelled sets joined after the calibration dev part (devset_pairs); none leaves the list as it was."""
     entries = load_entries(catalog, topics, grid_instances=cfg.grid_instances, seed=cfg.seed)
     phrases = {e.id: entry_phrases(e) for e in entries}
     rng = random.Random(f"iaforge-judge-pairs:{cfg.seed}")
@@ -780,6 +794,8 @@ def generate_pairs(catalog: str | Path | Sequence[str | Path], topics: str | Pat
     pairs += extra_pairs(rng)
     if calibration is not None:
         pairs += calibration_pairs(calibration, "dev", cfg.calibration_truths)
+    for path in dev_sets:
+        pairs += devset_pairs(path, catalog, topics)
     return dedupe(pairs)
 
 

@@ -325,7 +325,9 @@ def grid_section(g: dict, ia: dict | None = None) -> list[str]:
 SCALING_SERIES = (("sft", "held-out, SFT IA", "#2f6fb0"), ("no_ia", "held-out, no IA", "#9aa5b1"),
                   ("prefill", "held-out, prefill", "#d9822b"), ("accuracy", "held-out top-1, SFT IA", "#1f9d55"),
                   ("trained_sft", "training variants, SFT IA", "#7b4fb0"), ("chance", "top-1 chance", "#cf3a3a"),
-                  ("ablation_sft", "held-out, IA with the other target", "#0b7285"))
+                  ("ablation_sft", "held-out, IA with the other target", "#0b7285"),
+                  ("sft_contrast", "held-out, SFT IA, contrastive", "#102a43"),
+                  ("no_ia_contrast", "held-out, no IA, contrastive", "#bcccdc"))
 
 
 def line_chart(points: Sequence[dict], series: Sequence[tuple[str, str, str]], *, x: str, title: str,
@@ -369,6 +371,18 @@ def scaling_section(points: Sequence[dict]) -> list[str]:
            "trigger and when asked about themselves (leak), and how many pass the gate.</p>",
            f"<p>The IA's target: <b>{esc(TARGET_LABELS.get(target, target))}</b>.</p>",
            line_chart(pts, SCALING_SERIES, x="n_train", title="grid IA scaling")]
+    if any(p.get("sft_contrast") is not None for p in pts):
+        out.append('<p class="muted">Contrastive: each token of the self-report sampled from log p(variant + IA) minus '
+                   "log p(base model + IA), among the tokens the variant + IA finds plausible: what the IA says of "
+                   "every model (its prior over its training topics) cancels. No IA, contrastive: the same decoding "
+                   "without the IA, the variant against the base model (its leak). Where the numbers come from: "
+                   "column <i>contrast from</i>.</p>")
+        out.append(table(["training variants", "SFT IA, contrastive", "no IA, contrastive", "top-1 (contrastive)",
+                          "training variants (contrastive)", "fp base (contrastive)", "fp nulls (contrastive)",
+                          "contrast from"],
+                         [[p["n_train"], p.get("sft_contrast"), p.get("no_ia_contrast"), p.get("accuracy_contrast"),
+                           p.get("trained_sft_contrast"), p.get("fp_base_sft_contrast"), p.get("fp_null_sft_contrast"),
+                           p.get("contrast_from")] for p in pts if p.get("sft_contrast") is not None]))
     if any(p.get("ablation_sft") is not None for p in pts):
         other = next(p["ablation_target"] for p in pts if p.get("ablation_sft") is not None)
         out.append(f'<p class="muted">Ablation: the same variants and held-out set with an IA whose target is '
