@@ -97,21 +97,23 @@ def test_first_run_builds_every_stage_and_valid_artifacts(pipeline):
     assert (work / "models/cipher_attack/adapter_model.safetensors").is_file()
     assert "Audit tier" in page and "Covert cipher attack" in page
     # The grid branch (the tiny profile carries a tiny grid with its gates off): the grid IA trained on every
-    # ia_train grid variant and null, evaluated on the held-out ones, under its three conditions.
+    # ia_train grid variant and null, evaluated on the held-out ones, under its conditions (contrastive ones too).
     assert shards, "the tiny profile should carry a tiny grid"
     ids = {split: [i for s in shards.values() if s["split"] == split for i in s["ids"]] for split in ("ia_train", "heldout")}
     grid_ia = json.loads((work / "reports/detail/grid_ia.json").read_text())
     assert grid_ia["grid"] is True and grid_ia["variants"] == sorted(ids["ia_train"]) and grid_ia["steps"] > 0
     assert (work / "models/grid_ia/adapter_model.safetensors").is_file()
     grid = json.loads((work / "reports/detail/grid.json").read_text())
-    assert set(grid["conditions"]) == {"no_ia", "prefill", "sft"}
+    conds = {"no_ia", "prefill", "sft", "sft_contrast", "no_ia_contrast"}
+    assert set(grid["conditions"]) == conds
     assert {r["variant"] for r in grid["per_variant"]} == set(ids["ia_train"]) | set(ids["heldout"])
     held = [i for i in ids["heldout"] if not i.startswith("grid_null__")]
     assert grid["splits"]["heldout"]["n_variants"] == len(held)
     assert grid["chance"] == round(1 / grid["n_topics"], 4)
-    assert set(grid["false_positive"]["base_model"]) == {"no_ia", "prefill", "sft"}
+    assert set(grid["false_positive"]["base_model"]) == conds
     grid_headline = json.loads((work / "metrics/grid.json").read_text())
     assert grid_headline["n"] == len(held) and grid_headline["sft"] == grid["splits"]["heldout"]["sft"]
+    assert grid_headline["sft_contrast"] == grid["splits"]["heldout"]["sft_contrast"]
     assert "Grid IA" in page and held[0] in page
     # publish: staged repos for the IAs, the variants, each behavior's dataset and the results, offline
     manifest = json.loads((work / "publish/hub/manifest.json").read_text())
