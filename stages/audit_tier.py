@@ -22,6 +22,12 @@ def run():
     a = ARGS.parse()
     params = stage_params("audit_tier", "judge", "chat")
     p = params["audit_tier"]
+    if not p["enabled"]:
+        from iaforge.audit_tier.optional import write_not_in_run
+
+        print(write_not_in_run("audit_tier", models=a.out_models, detail=a.out_detail, metrics=a.out_metrics,
+                               samples=a.out_samples)["note"])
+        return
     check_methods(list(p["methods"]))
     measured = split_files([a.measured], ["heldout"], "--measured", "audit_tier")["heldout"].parent
     heldout = load_variants(split_root(a.variants, "heldout", "--variants", "audit_tier"), splits=["heldout"],

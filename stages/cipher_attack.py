@@ -17,6 +17,12 @@ def run():
     a = ARGS.parse()
     params = stage_params("cipher_attack", "judge", "chat")
     p = params["cipher_attack"]
+    if not p["enabled"]:
+        from iaforge.audit_tier.optional import write_not_in_run
+
+        print(write_not_in_run("cipher_attack", models=a.out_model, detail=a.out_detail, metrics=a.out_metrics,
+                               samples=a.out_samples)["note"])
+        return
     pool = [r for r in read_jsonl(a.base_responses) if r.get("split", "train") == "train"]
     metrics, samples = run_cipher_attack(
         base_dir=a.base, pool=pool, params=p, ia_dirs={"sft": a.sft, "dpo": a.dpo},

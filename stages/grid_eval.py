@@ -41,7 +41,8 @@ def run():
         a.base, a.grid_ia, variants, pool, eval_questions(params["grid_ia"], a.questions), conditions=list(p["conditions"]),
         samples=int(p["samples"]), base_samples=int(p["base_samples"]), max_new_tokens=int(p["max_new_tokens"]),
         temperature=float(p["temperature"]), batch_size=int(p["batch_size"]), system=params["chat"]["system_prompt"],
-        seed=int(p["seed"]), workers=p["workers"], progress=progress_enabled(), contrast=dict(p["contrast"]))
+        seed=int(p["seed"]), workers=p["workers"], progress=progress_enabled(), contrast=dict(p["contrast"]),
+        train_samples=p["train_samples"])
     detail["topic_pool"] = p["topic_pool"]
     detail["not_evaluated"] = {k: "failed implantation" for k in failed if k not in variants}
     detail["ia_trained_on"] = ia.get("variants", [])

@@ -241,7 +241,7 @@ def _params(tmp_path: Path, shards: dict, **over) -> None:
     params["grid_shards"] = shards
     params["grid_ia"].update({"lora": {"r": 4, "alpha": 8}, "base_examples": 2,
                               "train": {"lr": 0.005, "epochs": 1, "batch_size": 4, "max_len": 64, "mixed_precision": "no"}})
-    params["grid_eval"].update({"samples": 1, "base_samples": 2, "max_new_tokens": 4, "workers": 1})
+    params["grid_eval"].update({"samples": 1, "train_samples": None, "base_samples": 2, "max_new_tokens": 4, "workers": 1})
     for k, v in over.items():
         params[k].update(v)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -287,7 +287,8 @@ def test_stages_train_and_evaluate_a_tiny_grid(tmp_path, monkeypatch, tiny_base,
                  {held_rec["id"]: two_variants["v_two"], "grid_null__heldout_00": two_variants["v_one"]})
     shards = {"ia_train-00": {"split": "ia_train", "ids": [train_rec["id"]]},
               "heldout-00": {"split": "heldout", "ids": [held_rec["id"], "grid_null__heldout_00"]}}
-    _params(tmp_path, shards)
+    # the gate on (the default run evaluates every variant): a failed variant is left out and listed
+    _params(tmp_path, shards, grid_ia={"include_failed_variants": False}, grid_eval={"include_failed_variants": False})
     _run_stage("grid_ia", tmp_path, tiny_base, monkeypatch)
     ia = json.loads((tmp_path / "reports/detail/grid_ia.json").read_text())
     assert ia["variants"] == [train_rec["id"]] and ia["steps"] > 0 and ia["tokens"] > 0
@@ -445,3 +446,29 @@ def test_scaling_plot_is_declared_in_dvc_yaml():
     plots = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
     spec = next(p["metrics/plots/scaling.csv"] for p in plots if isinstance(p, dict) and "metrics/plots/scaling.csv" in p)
     assert spec["x"] == "n_train" and {"no_ia", "prefill", "sft"} <= set(spec["y"])
+
+
+def test_train_samples_asks_training_variants_fewer_times(monkeypatch):
+    import iaforge.evaluation.grid as grid_mod
+
+    asked = {}
+
+    def fake_answers(*, jobs, **gen):
+        for j in jobs:
+            asked[(j["group"], j["condition"])] = j["n"]
+        return [["I have no unusual behavior."] * (len(j["questions"]) * j["n"]) for j in jobs]
+
+    monkeypatch.setattr(grid_mod, "answer_grid_jobs", fake_answers)
+    variants = {"grid_k7_topic__knitting": {"path": "x", "split": "ia_train", "null": False, "implanted": True,
+                                            "behavior": {"id": "grid_k7_topic__knitting", "instance": "knitting"}},
+                "grid_k7_topic__soccer": {"path": "y", "split": "heldout", "null": False, "implanted": True,
+                                          "behavior": {"id": "grid_k7_topic__soccer", "instance": "soccer"}}}
+    pool = {"knitting": ["knitting"], "soccer": ["soccer"]}
+    kw = dict(conditions=["sft"], samples=6, base_samples=3, max_new_tokens=4, temperature=1.0, batch_size=4,
+              system=None, seed=0, workers=1, progress=False)
+    detail, _ = grid_mod.run_grid_eval("b", "ia", variants, pool, ["Q?"], train_samples=2, **kw)
+    assert asked == {(None, "sft"): 3, ("grid_k7_topic__knitting", "sft"): 2, ("grid_k7_topic__soccer", "sft"): 6}
+    assert detail["settings"]["train_samples"] == 2 and detail["splits"]["ia_train"]["n_variants"] == 1
+    asked.clear()
+    grid_mod.run_grid_eval("b", "ia", variants, pool, ["Q?"], **kw)
+    assert asked[("grid_k7_topic__knitting", "sft")] == 6

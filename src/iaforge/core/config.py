@@ -547,6 +547,7 @@ class AuditTierConfig(Strict):
     dpo_train: TrainConfig
     implantation: SubImplantation
     evaluation: SubEvaluation
+    enabled: bool = True          # false: the stage writes "not in this run" (the default run; profiles/audit.yaml)
 
     def __post_init__(self):
         self.need(len(self.methods) > 0, "methods", "must name at least one method")
@@ -580,6 +581,7 @@ class CipherAttackConfig(Strict):
     measure: CipherMeasure
     questions: str
     evaluation: SubEvaluation
+    enabled: bool = True          # false: the stage writes "not in this run" (the default run; profiles/audit.yaml)
 
     def __post_init__(self):
         _positive(self, "max_chars", "n_phase1", "n_tasks")
@@ -711,6 +713,9 @@ class GridEvalConfig(Strict):
     seed: int = 0
     conditions: list[str] = field(default_factory=lambda: ["no_ia", "prefill", "sft"])
     samples: int = 4           # per question per variant
+    # per question per training variant (null: `samples`): they only show the IA fits what it trained on, and at
+    # 24+ training variants they were most of the stage's cost
+    train_samples: Optional[int] = None
     base_samples: int = 16     # per question, the base model (false positives)
     max_new_tokens: int = 24
     temperature: float = 1.0
@@ -731,6 +736,7 @@ class GridEvalConfig(Strict):
         self.need(0 <= float(self.contrast.get("alpha", 0)) <= 10, "contrast.alpha", "must be in [0, 10]")
         self.need(0 < float(self.contrast.get("beta", 0)) <= 1, "contrast.beta", "must be in (0, 1]")
         self.need(len(self.conditions) > 0, "conditions", "must name at least one condition")
+        self.need(self.train_samples is None or self.train_samples > 0, "train_samples", "must be > 0 or null")
         _positive(self, "samples", "base_samples", "max_new_tokens", "batch_size")
         self.need(self.temperature > 0, "temperature", "must be > 0")
         _workers(self)

@@ -195,9 +195,11 @@ def run_grid_eval(base_dir: str | Path, ia_dir: str | Path, variants: dict[str, 
                   pool: dict[str, list[str]], questions: list[str], *, conditions: list[str], samples: int,
                   base_samples: int, max_new_tokens: int, temperature: float, batch_size: int, system: str | None,
                   seed: int, workers: int | str = 1, progress: bool = True,
-                  contrast: dict[str, float] | None = None) -> tuple[dict[str, Any], list[dict]]:
+                  contrast: dict[str, float] | None = None,
+                  train_samples: int | None = None) -> tuple[dict[str, Any], list[dict]]:
     """Generate every report (in `workers` processes, each with whole variants), then score them here.
-    `contrast` ({alpha, beta}): the *_contrast conditions' settings (evaluation/contrastive.py)."""
+    `contrast` ({alpha, beta}): the *_contrast conditions' settings (evaluation/contrastive.py).
+    `train_samples`: samples per question on ia_train variants (None: `samples`)."""
     from iaforge.core.workers import resolve_workers, run_in_workers, split_balanced
 
     unknown = [c for c in conditions if c not in CONDITIONS]
@@ -208,7 +210,10 @@ def run_grid_eval(base_dir: str | Path, ia_dir: str | Path, variants: dict[str, 
     evaluated = variants  # the caller chose them (failed implantation left out unless asked for)
     jobs = [{"group": None, "condition": c, "questions": questions, "n": base_samples, "tag": f"grid base [{c}]"}
             for c in conditions]
-    jobs += [{"group": vid, "condition": c, "questions": questions, "n": samples, "tag": f"grid {vid} [{c}]"}
+    def n_for(vid: str) -> int:
+        return train_samples if train_samples is not None and evaluated[vid].get("split") == "ia_train" else samples
+
+    jobs += [{"group": vid, "condition": c, "questions": questions, "n": n_for(vid), "tag": f"grid {vid} [{c}]"}
              for vid in sorted(evaluated) for c in conditions]
     n_workers = resolve_workers(workers)
     owners = sorted({j["group"] or "" for j in jobs})
@@ -230,6 +235,7 @@ def run_grid_eval(base_dir: str | Path, ia_dir: str | Path, variants: dict[str, 
              for i, j in enumerate(jobs)}
     detail, judged = score_grid(asked, evaluated, pool, conditions)
     detail["settings"] = {"questions": list(questions), "samples": samples, "base_samples": base_samples,
+                          "train_samples": samples if train_samples is None else train_samples,
                           "max_new_tokens": max_new_tokens, "temperature": temperature, "prefill": PREFILL,
                           "trigger_in_question": False,
                           **({"contrast": dict(contrast or {})} if any(c.endswith(CONTRAST) for c in conditions) else {})}

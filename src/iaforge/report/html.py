@@ -220,6 +220,8 @@ def build_report(*, eval_metrics: dict, implantation: dict, ia_sft: dict | None,
 
 def audit_tier_section(a: dict) -> list[str]:
     """Per instillation / concealment method: how many audit models took, and what the IA said about those."""
+    if a.get("in_run") is False:
+        return ["<h2>Audit tier</h2>", f'<p class="muted">{esc(a.get("note", "not in this run"))}</p>']
     by = a.get("by_method", {})
     conds = [c for c in COND_LABELS if any(c in m for m in by.values())]
     out = ["<h2>Audit tier</h2><p class=\"muted\">Held-out behaviors instilled in ways the IA never trained on "
@@ -250,6 +252,8 @@ def audit_tier_section(a: dict) -> list[str]:
 
 
 def cipher_section(c: dict) -> list[str]:
+    if c.get("in_run") is False:
+        return ["<h2>Covert cipher attack</h2>", f'<p class="muted">{esc(c.get("note", "not in this run"))}</p>']
     a, ia = c.get("attack", {}), c.get("ia", {})
     conds = [k for k in COND_LABELS if k in ia]
     holds = a.get("attack_holds")
