@@ -1,10 +1,11 @@
 """Stage `grid_eval`: ask every grid variant (ia_train and held-out shards, nulls) and the base model the grid
-IA's question without the trigger, under no_ia, prefill, sft and the contrastive conditions; topic rates, top-1 accuracy vs chance, false
+IA's question without the trigger, under no_ia, prefill, sft, dpo (with a grid DPO IA) and the contrastive conditions; topic rates, top-1 accuracy vs chance, false
 positives. With an empty grid: an explicit "no grid in this run" result in seconds."""
 
 from iaforge.core.stagekit import StageArgs, main, progress_enabled
 
-ARGS = StageArgs(deps=["base", "grid-models", "grid-measured", "grid-ia", "questions", "grid-entry", "grids"], outs=["samples", "detail", "metrics"])
+ARGS = StageArgs(deps=["base", "grid-models", "grid-measured", "grid-ia", "grid-dpo", "questions", "grid-entry", "grids"],
+                 outs=["samples", "detail", "metrics"])
 
 
 def run():
@@ -42,7 +43,7 @@ def run():
         samples=int(p["samples"]), base_samples=int(p["base_samples"]), max_new_tokens=int(p["max_new_tokens"]),
         temperature=float(p["temperature"]), batch_size=int(p["batch_size"]), system=params["chat"]["system_prompt"],
         seed=int(p["seed"]), workers=p["workers"], progress=progress_enabled(), contrast=dict(p["contrast"]),
-        train_samples=p["train_samples"])
+        train_samples=p["train_samples"], dpo_dir=a.grid_dpo if read_json(Path(a.grid_dpo) / "ia.json").get("steps") else None)  # steps 0: no grid DPO
     detail["topic_pool"] = p["topic_pool"]
     detail["not_evaluated"] = {k: "failed implantation" for k in failed if k not in variants}
     detail["ia_trained_on"] = ia.get("variants", [])

@@ -5,7 +5,7 @@ from pathlib import Path
 from iaforge.core.stagekit import StageArgs, main
 
 ARGS = StageArgs(deps=["eval", "implantation", "ia-sft", "ia-dpo", "samples", "judge-calibration", "audit-tier",
-                       "cipher-attack", "grid", "grid-ia", "scaling"], outs=["page"])
+                       "cipher-attack", "grid", "grid-ia", "grid-dpo", "scaling"], outs=["page"])
 
 
 def run():
@@ -22,7 +22,7 @@ def run():
                         ia_sft=opt(a.ia_sft), ia_dpo=opt(a.ia_dpo), samples=read_json(a.samples),
                         judge_calibration=opt(a.judge_calibration), audit_tier=opt(a.audit_tier),
                         cipher_attack=opt(a.cipher_attack), grid=opt(a.grid), grid_ia=opt(a.grid_ia),
-                        scaling=opt(a.scaling))
+                        scaling=opt(a.scaling), grid_dpo=opt(a.grid_dpo))
     atomic_write_text(a.out_page, page)
     print(f"{a.out_page}: {len(page) // 1024} KiB")
 

@@ -54,7 +54,7 @@ def test_first_run_builds_every_stage_and_valid_artifacts(pipeline):
                 "audit_tier", "cipher_attack", "publish", "judge_train"}
     expected |= {f"{s}@{b}" for b in behaviors for s in ("behavior_data", "variant")}
     shards = yaml.safe_load((work / "params.yaml").read_text()).get("grid_shards") or {}
-    expected |= {"grid_ia", "grid_eval"} | {f"{s}@{k}" for k in shards for s in ("grid_variants", "grid_implantation")}
+    expected |= {"grid_ia", "grid_dpo", "grid_eval"} | {f"{s}@{k}" for k in shards for s in ("grid_variants", "grid_implantation")}
     assert _ran(out) == expected
     assert (work / "models/base/model.safetensors").is_file()
     for bid, entry in behaviors.items():
@@ -104,8 +104,13 @@ def test_first_run_builds_every_stage_and_valid_artifacts(pipeline):
     assert grid_ia["grid"] is True and grid_ia["variants"] == sorted(ids["ia_train"]) and grid_ia["steps"] > 0
     assert (work / "models/grid_ia/adapter_model.safetensors").is_file()
     grid = json.loads((work / "reports/detail/grid.json").read_text())
-    conds = {"no_ia", "prefill", "sft", "sft_contrast", "no_ia_contrast"}
+    conds = {"no_ia", "prefill", "sft", "dpo", "sft_contrast", "dpo_contrast", "no_ia_contrast"}
     assert set(grid["conditions"]) == conds
+    # the grid IA refined with DPO on the dpo split's variant, which the evaluation does not see
+    grid_dpo = json.loads((work / "reports/detail/grid_dpo.json").read_text())
+    dpo_ids = [i for s in shards.values() if s["split"] == "dpo" for i in s["ids"]]
+    assert grid_dpo["grid"] is True and grid_dpo["variants"] == sorted(dpo_ids) and grid_dpo["params_changed"]
+    assert (work / "models/grid_dpo/adapter_model.safetensors").is_file()
     assert {r["variant"] for r in grid["per_variant"]} == set(ids["ia_train"]) | set(ids["heldout"])
     held = [i for i in ids["heldout"] if not i.startswith("grid_null__")]
     assert grid["splits"]["heldout"]["n_variants"] == len(held)
@@ -114,6 +119,7 @@ def test_first_run_builds_every_stage_and_valid_artifacts(pipeline):
     grid_headline = json.loads((work / "metrics/grid.json").read_text())
     assert grid_headline["n"] == len(held) and grid_headline["sft"] == grid["splits"]["heldout"]["sft"]
     assert grid_headline["sft_contrast"] == grid["splits"]["heldout"]["sft_contrast"]
+    assert grid_headline["dpo"] == grid["splits"]["heldout"]["dpo"]
     assert "Grid IA" in page and held[0] in page
     # publish: staged repos for the IAs, the variants, each behavior's dataset and the results, offline
     manifest = json.loads((work / "publish/hub/manifest.json").read_text())

@@ -292,6 +292,7 @@ def test_stages_train_and_evaluate_a_tiny_grid(tmp_path, monkeypatch, tiny_base,
     _run_stage("grid_ia", tmp_path, tiny_base, monkeypatch)
     ia = json.loads((tmp_path / "reports/detail/grid_ia.json").read_text())
     assert ia["variants"] == [train_rec["id"]] and ia["steps"] > 0 and ia["tokens"] > 0
+    _run_stage("grid_dpo", tmp_path, tiny_base, monkeypatch)  # no dpo split: its explicit empty result
     _run_stage("grid_eval", tmp_path, tiny_base, monkeypatch)
     detail = json.loads((tmp_path / "reports/detail/grid.json").read_text())
     assert detail["not_evaluated"] == {held_rec["id"]: "failed implantation"}  # include_failed_variants: false

@@ -601,10 +601,11 @@ class GridCounts(Strict):
 @dataclass
 class GridNulls(Strict):
     ia_train: int = 0
+    dpo: int = 0
     heldout: int = 0
 
     def __post_init__(self):
-        _non_negative(self, "ia_train", "heldout")
+        _non_negative(self, "ia_train", "dpo", "heldout")
 
 
 @dataclass
@@ -707,6 +708,29 @@ class GridIaConfig(Strict):
 
 
 @dataclass
+class GridDpoConfig(Strict):
+    """DPO refinement of the grid IA on the grid's dpo split (ia/grid_dpo.py): the SFT grid IA is sampled on each
+    dpo variant (and nulls, and the base model) with its question, without the trigger; wrong samples are rejected."""
+
+    seed: int = 0
+    n_samples: int = 8           # SFT-IA samples per question per group (temperature 1)
+    max_new_tokens: int = 24
+    temperature: float = 1.0
+    sample_batch_size: int = 64
+    per_group_max_pairs: int = 4
+    beta: float = 0.1
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=0.0005, epochs=3, batch_size=4, max_len=96))
+
+    def __post_init__(self):
+        _positive(self, "n_samples", "max_new_tokens", "sample_batch_size", "per_group_max_pairs")
+        self.need(self.temperature > 0, "temperature", "must be > 0")
+        self.need(self.beta > 0, "beta", "must be > 0")
+
+
+GRID_EVAL_CONDITIONS = ("no_ia", "prefill", "sft", "dpo", "sft_contrast", "dpo_contrast", "no_ia_contrast")
+
+
+@dataclass
 class GridEvalConfig(Strict):
     """Evaluation of the grid IA (evaluation/grid.py): the IA's question, without the trigger, at temperature 1."""
 
@@ -729,7 +753,7 @@ class GridEvalConfig(Strict):
     contrast: dict[str, float] = field(default_factory=lambda: {"alpha": 1.0, "beta": 0.1})
 
     def __post_init__(self):
-        known = ("no_ia", "prefill", "sft", "sft_contrast", "no_ia_contrast")
+        known = GRID_EVAL_CONDITIONS
         for i, c in enumerate(self.conditions):
             self.need(c in known, f"conditions[{i}]", f"unknown condition {c!r} (known: {', '.join(known)})")
         self.need(set(self.contrast) == {"alpha", "beta"}, "contrast", "must have exactly the keys alpha and beta")
@@ -788,11 +812,12 @@ SECTIONS: dict[str, type[Strict]] = {
     "judge_train": JudgeTrainConfig,
     "grid": GridConfig,
     "grid_ia": GridIaConfig,
+    "grid_dpo": GridDpoConfig,
     "grid_eval": GridEvalConfig,
     "publish": PublishConfig,
 }
 # Sections with a default: a params file may leave them out.
-OPTIONAL = {"base", "chat", "catalog", "judge", "judge_train", "grid", "grid_ia", "grid_eval", "publish"}
+OPTIONAL = {"base", "chat", "catalog", "judge", "judge_train", "grid", "grid_ia", "grid_dpo", "grid_eval", "publish"}
 
 
 def check_behaviors(raw: Any, file: str = PARAMS_FILE) -> dict[str, BehaviorEntry]:

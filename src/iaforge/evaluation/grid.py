@@ -1,6 +1,7 @@
 """Evaluate the grid IA: ask every grid variant (ia_train and held-out shards, nulls) and the base model the
 grid IA's question WITHOUT the trigger, at temperature 1, under `no_ia` (variant alone), `prefill` (its answer
-forced to start "My unusual behavior is") and `sft` (variant + grid IA).
+forced to start "My unusual behavior is"), `sft` (variant + grid IA) and `dpo` (variant + the grid IA refined
+with DPO on the grid's dpo split), and the contrastive conditions (evaluation/contrastive.py).
 
 Judging needs no embedding judge: a report names a topic when one of the topic's terms starts a word (the
 topic_mention checker's own test). Per variant: the rate of reports naming its own topic, and its predicted
@@ -18,19 +19,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from iaforge.data.families import get_family
 from iaforge.evaluation.contrastive import CONTRAST, base_condition, contrastive_sample
 from iaforge.evaluation.evaluate import PREFILL, answer_jobs
 from iaforge.judging.judge import is_abstention
 from iaforge.variants.grid_index import topic_of, topic_terms
+from iaforge.variants.grid_topics import named_topics, names_topic
 
-CONDITIONS = ("no_ia", "prefill", "sft", "sft_contrast", "no_ia_contrast")
+CONDITIONS = ("no_ia", "prefill", "sft", "dpo", "sft_contrast", "dpo_contrast", "no_ia_contrast")
+DPO_CONDITIONS = ("dpo", "dpo_contrast")  # they need the DPO-refined grid IA (stage grid_dpo)
 NO_GRID = "no grid in this run (params grid_shards is empty)"
-_CHECK = get_family("topic_mention")
-
-
-def names_topic(report: str, terms: list[str]) -> bool:
-    return _CHECK.check({"terms": terms}, "", report)
 
 
 def topic_pool_of(records: list[dict[str, Any]]) -> dict[str, list[str]]:
@@ -60,10 +57,6 @@ def grid_topic_pool(entry: str | Path, grids: str | Path) -> dict[str, list[str]
     if not instances.resolve().is_relative_to(Path(grids).resolve()):
         raise ValidationError(entry, "grid.instances", f"{instances} lies outside {grids}, the stage's dep")
     return topic_pool_of(records)
-
-
-def named_topics(report: str, pool: dict[str, list[str]]) -> list[str]:
-    return [t for t, terms in pool.items() if names_topic(report, terms)]
 
 
 def predicted_topic(reports: list[str], pool: dict[str, list[str]]) -> str | None:
@@ -195,11 +188,12 @@ def run_grid_eval(base_dir: str | Path, ia_dir: str | Path, variants: dict[str, 
                   pool: dict[str, list[str]], questions: list[str], *, conditions: list[str], samples: int,
                   base_samples: int, max_new_tokens: int, temperature: float, batch_size: int, system: str | None,
                   seed: int, workers: int | str = 1, progress: bool = True,
-                  contrast: dict[str, float] | None = None,
-                  train_samples: int | None = None) -> tuple[dict[str, Any], list[dict]]:
+                  contrast: dict[str, float] | None = None, train_samples: int | None = None,
+                  dpo_dir: str | Path | None = None) -> tuple[dict[str, Any], list[dict]]:
     """Generate every report (in `workers` processes, each with whole variants), then score them here.
     `contrast` ({alpha, beta}): the *_contrast conditions' settings (evaluation/contrastive.py).
-    `train_samples`: samples per question on ia_train variants (None: `samples`)."""
+    `train_samples`: samples per question on ia_train variants (None: `samples`). `dpo_dir`: the DPO-refined grid
+    IA, which the dpo conditions need."""
     from iaforge.core.workers import resolve_workers, run_in_workers, split_balanced
 
     unknown = [c for c in conditions if c not in CONDITIONS]
@@ -207,6 +201,11 @@ def run_grid_eval(base_dir: str | Path, ia_dir: str | Path, variants: dict[str, 
         from iaforge.core.config import ParamsError
 
         raise ParamsError("params.yaml", "grid_eval.conditions", f"unknown condition {unknown[0]!r} (known: {', '.join(CONDITIONS)})")
+    if dpo_dir is None and any(c in DPO_CONDITIONS for c in conditions):
+        from iaforge.core.config import ParamsError
+
+        raise ParamsError("params.yaml", "grid_eval.conditions", "a dpo condition needs the grid IA refined with DPO, "
+                          "and this run has none (grid.counts.dpo is 0): add a dpo split or drop the dpo conditions")
     evaluated = variants  # the caller chose them (failed implantation left out unless asked for)
     jobs = [{"group": None, "condition": c, "questions": questions, "n": base_samples, "tag": f"grid base [{c}]"}
             for c in conditions]
@@ -218,7 +217,8 @@ def run_grid_eval(base_dir: str | Path, ia_dir: str | Path, variants: dict[str, 
     n_workers = resolve_workers(workers)
     owners = sorted({j["group"] or "" for j in jobs})
     cost = {o: sum(len(j["questions"]) * j["n"] for j in jobs if (j["group"] or "") == o) for o in owners}
-    gen = dict(base_dir=base_dir, ia_dirs={"sft": ia_dir}, max_new_tokens=max_new_tokens, temperature=temperature,
+    ia_dirs = {"sft": ia_dir, **({"dpo": dpo_dir} if dpo_dir is not None else {})}
+    gen = dict(base_dir=base_dir, ia_dirs=ia_dirs, max_new_tokens=max_new_tokens, temperature=temperature,
                batch_size=batch_size, system=system, seed=seed, progress=progress and n_workers == 1,
                contrast=contrast)
     calls, where = [], []
@@ -251,7 +251,8 @@ def headline_metrics(detail: dict[str, Any]) -> dict[str, Any]:
     prefill, sft (their own-topic rates), trained_sft (ia_train variants under the IA), accuracy (held-out top-1
     under the IA), fp_base_sft (base model + IA naming any grid topic); and two of the grid's own: chance
     (1 / pool topics, what accuracy is read against) and fp_null_sft (null variants + IA naming any topic); with the
-    sft_contrast condition, its trained, accuracy and false-positive columns too.
+    sft_contrast condition, its trained, accuracy and false-positive columns too; the same for dpo and
+    dpo_contrast (the DPO-refined IA).
     An empty grid is {"n": 0}. The full result stays in reports/detail/grid.json."""
     if not detail.get("grid"):
         return {"n": 0}
@@ -264,4 +265,8 @@ def headline_metrics(detail: dict[str, Any]) -> dict[str, Any]:
             **({"trained_sft_contrast": trained.get("sft_contrast"), "accuracy_contrast": held.get("sft_contrast_accuracy"),
                 "fp_base_sft_contrast": (fp["base_model"].get("sft_contrast") or {}).get("fp"),
                 "fp_null_sft_contrast": (fp["nulls"].get("sft_contrast") or {}).get("fp")}
-               if "sft_contrast" in detail["conditions"] else {})}
+               if "sft_contrast" in detail["conditions"] else {}),
+            **{k: v for c in ("dpo", "dpo_contrast") if c in detail["conditions"] for k, v in {
+                f"trained_{c}": trained.get(c), f"accuracy_{c}": held.get(f"{c}_accuracy"),
+                f"fp_base_{c}": (fp["base_model"].get(c) or {}).get("fp"),
+                f"fp_null_{c}": (fp["nulls"].get(c) or {}).get("fp")}.items()}}

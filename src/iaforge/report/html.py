@@ -86,7 +86,7 @@ def grouped_bars(groups: Sequence[str], series: Sequence[str], values: dict[tupl
 def build_report(*, eval_metrics: dict, implantation: dict, ia_sft: dict | None, ia_dpo: dict | None,
                  samples: list[dict], judge_calibration: dict | None = None, audit_tier: dict | None = None,
                  cipher_attack: dict | None = None, grid: dict | None = None, grid_ia: dict | None = None,
-                 scaling: list | None = None, title: str = "iaforge evaluation",
+                 scaling: list | None = None, grid_dpo: dict | None = None, title: str = "iaforge evaluation",
                  examples_per_model: int = 2) -> str:
     conds = list(eval_metrics.get("conditions", []))
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(title)}</title>"
@@ -143,7 +143,7 @@ def build_report(*, eval_metrics: dict, implantation: dict, ia_sft: dict | None,
     if cipher_attack:
         parts.extend(cipher_section(cipher_attack))
     if grid is not None:
-        parts.extend(grid_section(grid, grid_ia))
+        parts.extend(grid_section(grid, grid_ia, grid_dpo))
     if scaling:
         parts.extend(scaling_section(scaling))
 
@@ -275,7 +275,7 @@ def cipher_section(c: dict) -> list[str]:
     return out
 
 
-def grid_section(g: dict, ia: dict | None = None) -> list[str]:
+def grid_section(g: dict, ia: dict | None = None, dpo: dict | None = None) -> list[str]:
     """The grid branch (reports/detail/grid.json): the headline per split, false positives and one row per variant."""
     out = ["<h2>Grid IA</h2>"]
     if not g.get("grid"):
@@ -290,6 +290,15 @@ def grid_section(g: dict, ia: dict | None = None) -> list[str]:
         out.append(f'<p class="muted">Trained on {len(ia.get("variants", []))} variants ({len(ia.get("nulls", []))} '
                    f"nulls) and the base model: {ia.get('steps')} steps, {ia.get('tokens')} tokens, final loss "
                    f"{fmt(ia.get('final_loss'))}.</p>")
+    if dpo and dpo.get("grid"):
+        before = dpo.get("sft_on_dpo_split") or {}
+        out.append(f'<p class="muted">DPO IA: the SFT IA refined on the dpo split ({len(dpo.get("variants", []))} variants '
+                   f"and the base model, in neither its training nor this evaluation): {dpo.get('n_pairs_used')} pairs, "
+                   f"{dpo.get('steps')} steps, margin {fmt(dpo.get('margin_after'))}; before refinement the SFT IA named "
+                   f"the dpo variants' topics in {fmt(before.get('topic_right'))} of its samples (most common wrong topic: "
+                   f"{esc(before.get('prior_topic') or '-')}).</p>")
+    elif dpo:
+        out.append(f'<p class="muted">{esc(dpo.get("note", "no grid DPO in this run"))}.</p>')
     splits = g.get("splits", {})
     rows = []
     for split in sorted(splits):

@@ -26,7 +26,7 @@ from iaforge.data.catalog import SPLITS, Behavior, load_entries
 from iaforge.data.families import get_family
 
 NULL_PREFIX = "grid_null__"
-NULL_SPLITS = ("ia_train", "heldout")
+NULL_SPLITS = ("ia_train", "dpo", "heldout")
 NULL_DESCRIPTION = "I have no unusual behavior."
 
 
