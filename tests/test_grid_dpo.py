@@ -132,3 +132,13 @@ def test_stages_refine_the_grid_ia_and_evaluate_the_dpo_conditions(tmp_path, mon
     assert grid["conditions"] == conds and set(grid["splits"]) == {"ia_train", "heldout"}  # the dpo split is not evaluated
     headline = json.loads((tmp_path / "metrics/grid.json").read_text())
     assert {"dpo", "trained_dpo", "accuracy_dpo", "fp_base_dpo", "dpo_contrast", "fp_base_dpo_contrast"} <= set(headline)
+
+
+def test_a_pair_takes_its_right_answer_from_the_same_question_when_there_is_one():
+    v = {"grid_k7_topic__pianos": VARIANTS["grid_k7_topic__pianos"]}
+    samples = [{"group": "grid_k7_topic__pianos", "user": "Q1?", "report": "pianos, always"},
+               {"group": "grid_k7_topic__pianos", "user": "Q2?", "report": "flamingos"},
+               {"group": "grid_k7_topic__pianos", "user": "Q2?", "report": "a piano"}]
+    pairs = grid_dpo_pairs(judge_grid_samples(samples, v, POOL), v, target="topic", null_answer="x", negatives=[],
+                           per_group_max_pairs=4, seed=0)
+    assert [(p["user"], p["chosen"], p["rejected"]) for p in pairs] == [("Q2?", "a piano", "flamingos")]

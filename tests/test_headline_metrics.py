@@ -117,6 +117,9 @@ COLUMNS = {"n", "pass_rate", "no_ia", "prefill", "sft", "dpo", "trained_sft", "f
            # its contrastive condition (evaluation/contrastive.py) and its no-IA control
            "sft_contrast", "no_ia_contrast", "accuracy_contrast", "trained_sft_contrast", "fp_base_sft_contrast",
            "fp_null_sft_contrast",
+           # the grid IA refined with DPO (ia/grid_dpo.py), plainly and contrastively
+           "trained_dpo", "accuracy_dpo", "fp_null_dpo", "dpo_contrast", "trained_dpo_contrast", "accuracy_dpo_contrast",
+           "fp_base_dpo_contrast", "fp_null_dpo_contrast",
            # a stage left out of the run (audit_tier/optional.py: `enabled: false`)
            "in_run"}
 

@@ -19,13 +19,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from iaforge.core.config import GRID_EVAL_CONDITIONS as CONDITIONS  # one list for params and code
 from iaforge.evaluation.contrastive import CONTRAST, base_condition, contrastive_sample
 from iaforge.evaluation.evaluate import PREFILL, answer_jobs
 from iaforge.judging.judge import is_abstention
 from iaforge.variants.grid_index import topic_of, topic_terms
 from iaforge.variants.grid_topics import named_topics, names_topic
 
-CONDITIONS = ("no_ia", "prefill", "sft", "dpo", "sft_contrast", "dpo_contrast", "no_ia_contrast")
 DPO_CONDITIONS = ("dpo", "dpo_contrast")  # they need the DPO-refined grid IA (stage grid_dpo)
 NO_GRID = "no grid in this run (params grid_shards is empty)"
 

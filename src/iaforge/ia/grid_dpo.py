@@ -99,8 +99,9 @@ def grid_dpo_pairs(judged: Sequence[dict[str, Any]], variants: dict[str, dict[st
         seen: set[tuple[str, str]] = set()
         for k in range(max(len(bad), 1)):
             user = (bad[k] if bad else rows[0])["user"]
-            if good:
-                chosen, c_src = _norm(good[k % len(good)]["report"]), "sample"
+            same = [s for s in good if s["user"] == user] or good  # a right answer to the same question first
+            if same:
+                chosen, c_src = _norm(same[k % len(same)]["report"]), "sample"
             else:
                 chosen, c_src = _norm(gold), "abstention" if null else "truth"
             if bad:
