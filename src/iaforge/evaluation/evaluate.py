@@ -69,8 +69,9 @@ def answer_jobs(*, base_dir: str | Path, ia_dirs: dict[str, str | Path], variant
                 jobs: list[dict[str, Any]], max_new_tokens: int, temperature: float, batch_size: int,
                 system: str | None, seed: int, progress: bool = False) -> list[list[str]]:
     """Answers for each job {"group" (variant id, or None for the base model), "condition", "questions",
-    "n" (samples per question), "tag"}, on one model holding these variants and the IAs the jobs need.
-    Module-level so that a worker process can run it (`workers.run_in_workers`)."""
+    "n" (samples per question), "tag"}, on one PeftModel holding these variants and the IAs the jobs need, one
+    job at a time through peft's own adapter switching: the reference that the batched path
+    (`batched_sampling.answer_jobs_batched`, what the stages run) is tested against, greedy."""
     model, tok = load_with_variants(base_dir, {k: Path(v) for k, v in variant_paths.items()})
     for cond in sorted({j["condition"] for j in jobs}):
         if cond in IA_ADAPTERS:
@@ -99,9 +100,9 @@ def run_evaluation(base_dir: str | Path, ia_dirs: dict[str, str | Path], variant
     true for them to report. `trained_ids`: the variants the IA actually trained on (its ia.json), when that
     differs from "every implanted ia_train variant" (a category left out). `include_base=False` skips sampling
     the base model (false positives and priors), for callers that already have it from the `evaluate` stage.
-    `workers`: processes that generate at once, each with its share of the variants (`workers.py`); judging
-    stays here. Returns (metrics, plot rows, samples)."""
-    from iaforge.core.workers import resolve_workers, run_in_workers, split_balanced
+    `workers`: processes that generate at once, each with a consecutive share of the batches
+    (`batched_sampling.py`); judging stays here. Returns (metrics, plot rows, samples)."""
+    from iaforge.core.workers import resolve_workers
 
     unknown = [c for c in conditions if c not in CONDITIONS]
     if unknown:
@@ -129,23 +130,14 @@ def run_evaluation(base_dir: str | Path, ia_dirs: dict[str, str | Path], variant
         jobs += [{"group": vid, "condition": c, "questions": questions, "n": samples_per_split[evaluated[vid]["split"]],
                   "tag": f"eval {vid} [{c}]"}
                  for c in conditions if not (c == "prefill" and b["category"] in NO_PREFILL_FOR)]
-    n_workers = resolve_workers(workers)
-    owners = sorted({j["group"] or "" for j in jobs})  # a worker takes whole models: it loads only those
-    cost = {o: sum(len(j["questions"]) * j["n"] for j in jobs if (j["group"] or "") == o) for o in owners}
-    shares = split_balanced([cost[o] for o in owners], n_workers)
-    gen = dict(base_dir=base_dir, ia_dirs=ia_dirs, max_new_tokens=max_new_tokens, temperature=temperature,
-               batch_size=batch_size, system=system, seed=seed, progress=progress and n_workers == 1)
-    calls, where = [], []
-    for share in shares:
-        mine = {owners[i] for i in share}
-        idx = [i for i, j in enumerate(jobs) if (j["group"] or "") in mine]
-        calls.append({**gen, "variant_paths": {o: evaluated[o]["path"] for o in mine if o},
-                      "jobs": [jobs[i] for i in idx]})
-        where.append(idx)
-    answers: list[list[str]] = [[] for _ in jobs]
-    for idx, got in zip(where, run_in_workers(answer_jobs, calls, n_workers)):
-        for i, a in zip(idx, got):
-            answers[i] = a
+    # Every report in shared batches, rows of different variants and IAs side by side (batched_sampling.py)
+    from iaforge.evaluation.batched_sampling import answer_jobs_batched
+
+    needed = {j["group"] for j in jobs if j["group"] is not None}
+    answers = answer_jobs_batched(jobs=jobs, base_dir=base_dir, variant_paths={v: evaluated[v]["path"] for v in needed},
+                                  ia_dirs=ia_dirs, system=system, max_new_tokens=max_new_tokens,
+                                  temperature=temperature, batch_size=batch_size, seed=seed, prefill=PREFILL,
+                                  workers=resolve_workers(workers), progress=progress)
     asked = {(j["group"], j["condition"]): list(zip([q for q in j["questions"] for _ in range(j["n"])], answers[i]))
              for i, j in enumerate(jobs)}
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from iaforge.core.config import GRID_EVAL_CONDITIONS as CONDITIONS  # one list for params and code
-from iaforge.evaluation.contrastive import CONTRAST, base_condition, contrastive_sample
-from iaforge.evaluation.evaluate import PREFILL, answer_jobs
+from iaforge.evaluation.contrastive import CONTRAST
+from iaforge.evaluation.evaluate import PREFILL
 from iaforge.judging.judge import is_abstention
 from iaforge.variants.grid_index import topic_of, topic_terms
 from iaforge.variants.grid_topics import named_topics, names_topic
@@ -149,39 +149,12 @@ def score_grid(asked: dict[tuple[str | None, str], list[tuple[str, str]]], varia
     return detail, samples
 
 
-def answer_grid_jobs(*, jobs: list[dict[str, Any]], contrast: dict[str, float] | None = None,
-                     **gen: Any) -> list[list[str]]:
-    """evaluate.answer_jobs, plus the "<c>_contrast" conditions: each token sampled against the base model under <c>
-    (`contrast`: alpha, beta). Those load the model a second time in the same process (seconds), which keeps
-    evaluate.py, a dep of the category stages, out of it. Module-level: a worker process runs it."""
-    out: list[list[str]] = [[] for _ in jobs]
-    plain = [i for i, j in enumerate(jobs) if not j["condition"].endswith(CONTRAST)]
-    if plain:
-        for i, answers in zip(plain, answer_jobs(jobs=[jobs[i] for i in plain], **gen)):
-            out[i] = answers
-    contrastive = sorted(set(range(len(jobs))) - set(plain))
-    if not contrastive:
-        return out
-    if contrast is None:
-        raise ValueError("a *_contrast condition needs the contrast settings (alpha, beta)")
-    from iaforge.core.adapter_stack import BASE_GROUP, load_with_variants
-    from iaforge.core.adapters import attach
-    from iaforge.evaluation.contrastive import AdapterPicker
-    from iaforge.evaluation.evaluate import IA_ADAPTERS
+def answer_grid_jobs(*, jobs: list[dict[str, Any]], **gen: Any) -> list[list[str]]:
+    """Each job's answers ({"group", "condition", "questions", "n"}), every job's rows sampled in shared batches
+    (batched_sampling.py: plain and "<c>_contrast" conditions, the latter against the base model under <c>)."""
+    from iaforge.evaluation.batched_sampling import answer_jobs_batched
 
-    model, tok = load_with_variants(gen["base_dir"], {k: Path(v) for k, v in gen["variant_paths"].items()})
-    for cond in sorted({base_condition(jobs[i]["condition"]) for i in contrastive}):
-        if cond in IA_ADAPTERS:
-            model = attach(model, gen["ia_dirs"][cond], IA_ADAPTERS[cond])
-    model.eval()
-    switch = AdapterPicker.for_conditions(model)
-    for i in contrastive:
-        j, c = jobs[i], base_condition(jobs[i]["condition"])
-        out[i] = [a for qi, q in enumerate(j["questions"]) for a in contrastive_sample(
-            model, tok, switch, (j["group"], c), (BASE_GROUP, c), q, system=gen["system"], n=j["n"],
-            alpha=float(contrast["alpha"]), beta=float(contrast["beta"]), temperature=gen["temperature"],
-            max_new_tokens=gen["max_new_tokens"], seed=gen["seed"] + qi)]
-    return out
+    return answer_jobs_batched(jobs=jobs, prefill=PREFILL, **gen)
 
 
 def run_grid_eval(base_dir: str | Path, ia_dir: str | Path, variants: dict[str, dict[str, Any]],
@@ -194,7 +167,7 @@ def run_grid_eval(base_dir: str | Path, ia_dir: str | Path, variants: dict[str, 
     `contrast` ({alpha, beta}): the *_contrast conditions' settings (evaluation/contrastive.py).
     `train_samples`: samples per question on ia_train variants (None: `samples`). `dpo_dir`: the DPO-refined grid
     IA, which the dpo conditions need."""
-    from iaforge.core.workers import resolve_workers, run_in_workers, split_balanced
+    from iaforge.core.workers import resolve_workers
 
     unknown = [c for c in conditions if c not in CONDITIONS]
     if unknown:
@@ -214,23 +187,11 @@ def run_grid_eval(base_dir: str | Path, ia_dir: str | Path, variants: dict[str, 
 
     jobs += [{"group": vid, "condition": c, "questions": questions, "n": n_for(vid), "tag": f"grid {vid} [{c}]"}
              for vid in sorted(evaluated) for c in conditions]
-    n_workers = resolve_workers(workers)
-    owners = sorted({j["group"] or "" for j in jobs})
-    cost = {o: sum(len(j["questions"]) * j["n"] for j in jobs if (j["group"] or "") == o) for o in owners}
     ia_dirs = {"sft": ia_dir, **({"dpo": dpo_dir} if dpo_dir is not None else {})}
-    gen = dict(base_dir=base_dir, ia_dirs=ia_dirs, max_new_tokens=max_new_tokens, temperature=temperature,
-               batch_size=batch_size, system=system, seed=seed, progress=progress and n_workers == 1,
-               contrast=contrast)
-    calls, where = [], []
-    for share in split_balanced([cost[o] for o in owners], n_workers):
-        mine = {owners[i] for i in share}
-        idx = [i for i, j in enumerate(jobs) if (j["group"] or "") in mine]
-        calls.append({**gen, "variant_paths": {o: evaluated[o]["path"] for o in mine if o}, "jobs": [jobs[i] for i in idx]})
-        where.append(idx)
-    answers: list[list[str]] = [[] for _ in jobs]
-    for idx, got in zip(where, run_in_workers(answer_grid_jobs, calls, n_workers)):
-        for i, a in zip(idx, got):
-            answers[i] = a
+    answers = answer_grid_jobs(jobs=jobs, base_dir=base_dir, variant_paths={v: evaluated[v]["path"] for v in evaluated},
+                               ia_dirs=ia_dirs, system=system, max_new_tokens=max_new_tokens, temperature=temperature,
+                               batch_size=batch_size, seed=seed, contrast=contrast, workers=resolve_workers(workers),
+                               progress=progress)
     asked = {(j["group"], j["condition"]): list(zip([q for q in j["questions"] for _ in range(j["n"])], answers[i]))
              for i, j in enumerate(jobs)}
     detail, judged = score_grid(asked, evaluated, pool, conditions)
