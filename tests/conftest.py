@@ -55,23 +55,25 @@ def fake_pool(n: int = 40):
     return train[:n] if n else train, evals
 
 
-@pytest.fixture(scope="session")
-def two_variants(tiny_base, tmp_path_factory):
+def random_lora(tiny_base, dest: Path, lora: dict, *, seed: int, std: float) -> Path:
+    """A peft LoRA on the tiny base with random B (non-zero, so it really changes the model), saved at `dest`."""
     from peft import get_peft_model
 
     from iaforge.core.base_model import load_base
     from iaforge.core.training import lora_config
 
-    out = {}
-    for i, name in enumerate(["v_one", "v_two"]):
-        torch.manual_seed(i)
-        model, _ = load_base(tiny_base)
-        pm = get_peft_model(model, lora_config({"r": 4}))
-        with torch.no_grad():  # non-zero B so each variant really changes the model
-            for n, p in pm.named_parameters():
-                if "lora_B" in n:
-                    p.normal_(0, 0.05)
-        d = tmp_path_factory.mktemp(name) / name
-        pm.save_pretrained(d)
-        out[name] = d
-    return out
+    torch.manual_seed(seed)
+    model, _ = load_base(tiny_base)
+    pm = get_peft_model(model, lora_config(lora))
+    with torch.no_grad():
+        for n, p in pm.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, std)
+    pm.save_pretrained(dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def two_variants(tiny_base, tmp_path_factory):
+    return {name: random_lora(tiny_base, tmp_path_factory.mktemp(name) / name, {"r": 4}, seed=i, std=0.05)
+            for i, name in enumerate(["v_one", "v_two"])}

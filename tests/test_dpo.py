@@ -171,21 +171,9 @@ def test_loss_matches_trl(tmp_path):
 @pytest.fixture(scope="module")
 def sft_ia(tiny_base, tmp_path_factory):
     """A stand-in SFT IA: a LoRA with small random B (so it changes the model), saved like models/ia/sft."""
-    from peft import get_peft_model
+    from conftest import random_lora
 
-    from iaforge.core.base_model import load_base
-    from iaforge.core.training import lora_config
-
-    torch.manual_seed(7)
-    model, _ = load_base(tiny_base)
-    pm = get_peft_model(model, lora_config({"r": 4, "alpha": 8}))
-    with torch.no_grad():
-        for n, p in pm.named_parameters():
-            if "lora_B" in n:
-                p.normal_(0, 0.02)
-    d = tmp_path_factory.mktemp("ia_sft") / "sft"
-    pm.save_pretrained(d)
-    return d
+    return random_lora(tiny_base, tmp_path_factory.mktemp("ia_sft") / "sft", {"r": 4, "alpha": 8}, seed=7, std=0.02)
 
 
 def test_sampling_is_deterministic(tiny_base, two_variants, sft_ia, qs):

@@ -16,21 +16,10 @@ from iaforge.core.lora_bank import bank_rows, banked_modules, load_banks
 @pytest.fixture(scope="module")
 def ia_like(tiny_base, tmp_path_factory):
     """An adapter of another rank and alpha on fewer modules, standing in for an IA stacked on a variant."""
-    from peft import get_peft_model
+    from conftest import random_lora
 
-    from iaforge.core.base_model import load_base
-    from iaforge.core.training import lora_config
-
-    torch.manual_seed(7)
-    model, _ = load_base(tiny_base)
-    pm = get_peft_model(model, lora_config({"r": 6, "alpha": 9, "target_modules": ["q_proj", "v_proj", "down_proj"]}))
-    with torch.no_grad():
-        for n, p in pm.named_parameters():
-            if "lora_B" in n:
-                p.normal_(0, 0.05)
-    d = tmp_path_factory.mktemp("ia_like") / "ia"
-    pm.save_pretrained(d)
-    return d
+    return random_lora(tiny_base, tmp_path_factory.mktemp("ia_like") / "ia",
+                       {"r": 6, "alpha": 9, "target_modules": ["q_proj", "v_proj", "down_proj"]}, seed=7, std=0.05)
 
 
 def _peft_logits(tiny_base, adapters: dict[str, Path], active: list[str], ids):
