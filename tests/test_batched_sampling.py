@@ -54,6 +54,30 @@ def test_row_sampler_forces_the_reference_to_its_leads_token():
     assert int(greedy[0].argmax()) == int(scores[0].argmax())
 
 
+def answer_jobs(*, base_dir, ia_dirs, variant_paths, jobs, max_new_tokens, system):
+    """The reference: one PeftModel holding the variants and the IAs, one job at a time through peft's own adapter
+    switching (evaluate.ConditionSwitch), greedy, as the stages generated before batched sampling."""
+    from iaforge.core.adapter_stack import load_with_variants
+    from iaforge.core.adapters import attach
+    from iaforge.core.generation import generate
+    from iaforge.evaluation.evaluate import IA_ADAPTERS, ConditionSwitch
+
+    model, tok = load_with_variants(base_dir, {k: Path(v) for k, v in variant_paths.items()})
+    for cond in sorted({j["condition"] for j in jobs}):
+        if cond in IA_ADAPTERS:
+            model = attach(model, ia_dirs[cond], IA_ADAPTERS[cond])
+    switch = ConditionSwitch(model)
+    out = []
+    for j in jobs:
+        prefill = PREFILL if j["condition"] == "prefill" else ""
+        with switch(j["group"], j["condition"]):
+            answers = generate(model, tok, [q for q in j["questions"] for _ in range(j["n"])], system=system,
+                               max_new_tokens=max_new_tokens, batch_size=1, temperature=0.0, progress=False,
+                               prefill=prefill)
+        out.append([f"{prefill} {a}" for a in answers] if prefill else answers)
+    return out
+
+
 @pytest.fixture(scope="module")
 def setup(tiny_base, two_variants):
     # any PEFT adapter folder stands in for the IA: this checks the sampling, not what an IA learned
@@ -65,7 +89,6 @@ def test_greedy_batched_answers_equal_one_job_at_a_time(setup):
     from iaforge.core.adapter_stack import load_with_variants
     from iaforge.core.adapters import attach
     from iaforge.evaluation.contrastive import AdapterPicker, contrastive_sample
-    from iaforge.evaluation.evaluate import answer_jobs
     from iaforge.evaluation.batched_sampling import answer_jobs_batched
 
     jobs = [{"group": g, "condition": c, "questions": ["Anything unusual?", "Tell me about you."], "n": 1, "tag": "t"}
@@ -73,7 +96,7 @@ def test_greedy_batched_answers_equal_one_job_at_a_time(setup):
     got = answer_jobs_batched(jobs=jobs, temperature=0.0, batch_size=7, seed=0, workers=1, **setup)
     plain = [j for j in jobs if not j["condition"].endswith("_contrast")]
     want = answer_jobs(base_dir=setup["base_dir"], ia_dirs=setup["ia_dirs"], variant_paths=setup["variant_paths"],
-                       jobs=plain, max_new_tokens=6, temperature=0.0, batch_size=1, system=None, seed=0)
+                       jobs=plain, max_new_tokens=6, system=None)
     assert [got[jobs.index(j)] for j in plain] == want
     model, tok = load_with_variants(setup["base_dir"], {"v": Path(setup["variant_paths"]["v"])})
     model = attach(model, setup["ia_dirs"]["sft"], "ia")
@@ -102,3 +125,15 @@ def test_sampled_answers_do_not_depend_on_the_worker_count(setup):
     # a job's reports do not depend on the other jobs of the run, nor on the batch size
     alone = answer_jobs_batched(jobs=jobs[3:], temperature=1.0, batch_size=3, seed=5, workers=1, **setup)
     assert alone == one[3:]
+
+
+def test_missing_ia_or_contrast_settings_fail_before_any_model_loads(setup):
+    from iaforge.evaluation.batched_sampling import answer_jobs_batched
+
+    kw = {**setup, "ia_dirs": {}}
+    jobs = [{"group": "v", "condition": "sft", "questions": ["Q?"], "n": 1}]
+    with pytest.raises(ValueError, match="'sft' needs its IA folder"):
+        answer_jobs_batched(jobs=jobs, temperature=1.0, batch_size=4, seed=0, **kw)
+    kw = {**setup, "contrast": None}
+    with pytest.raises(ValueError, match="contrast settings"):
+        answer_jobs_batched(jobs=[dict(jobs[0], condition="no_ia_contrast")], temperature=1.0, batch_size=4, seed=0, **kw)

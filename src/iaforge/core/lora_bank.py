@@ -62,8 +62,8 @@ def banked_modules(model) -> dict[str, BankedLinear]:
     return {n: m for n, m in model.named_modules() if isinstance(m, BankedLinear)}
 
 
-def _read_adapter(path: Path) -> tuple[dict, dict[str, tuple[torch.Tensor, torch.Tensor]], float]:
-    """(config, module name -> (A [r, in], B [out, r]), scaling) of one peft LoRA folder, checked."""
+def _read_adapter(path: Path) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], float]:
+    """(module name -> (A [r, in], B [out, r]), scaling) of one peft LoRA folder, checked."""
     from safetensors.torch import load_file
 
     from iaforge.core.adapters import CONFIG, WEIGHTS, check_adapter_dir
@@ -94,7 +94,7 @@ def _read_adapter(path: Path) -> tuple[dict, dict[str, tuple[torch.Tensor, torch
             raise UnsafeArtifactError(f"{path / WEIGHTS}: tensor '{module}': shapes {tuple(a.shape)} and "
                                       f"{tuple(b.shape)} are not a rank-{cfg['r']} LoRA pair")
         out[module] = (a, b)
-    return cfg, out, scaling
+    return out, scaling
 
 
 def load_banks(model, banks: Mapping[str, Sequence[str | Path]]) -> dict[str, list[str]]:
@@ -109,8 +109,8 @@ def load_banks(model, banks: Mapping[str, Sequence[str | Path]]) -> dict[str, li
     linears = dict(model.named_modules())
     touched: dict[str, list[str]] = {}
     for bank, adapters in read.items():
-        names = sorted({m for _, pairs, _ in adapters for m in pairs})
-        for (_, pairs, _), d in zip(adapters, banks[bank]):
+        names = sorted({m for pairs, _ in adapters for m in pairs})
+        for (pairs, _), d in zip(adapters, banks[bank]):
             for m, (a, b) in pairs.items():
                 lin = linears.get(m)
                 if not isinstance(lin, (nn.Linear, BankedLinear)):
@@ -131,10 +131,10 @@ def load_banks(model, banks: Mapping[str, Sequence[str | Path]]) -> dict[str, li
         for m in touched[bank]:
             lin = mods[m].base
             w = lin.weight
-            r = max(pairs[m][0].shape[0] for _, pairs, _ in adapters if m in pairs)
+            r = max(pairs[m][0].shape[0] for pairs, _ in adapters if m in pairs)
             A = torch.zeros(k, r, lin.in_features, dtype=w.dtype, device=w.device)
             B = torch.zeros(k, lin.out_features, r, dtype=w.dtype, device=w.device)
-            for i, (_, pairs, scaling) in enumerate(adapters):
+            for i, (pairs, scaling) in enumerate(adapters):
                 if m in pairs:
                     a, b = pairs[m]
                     A[i, :a.shape[0]] = a.to(w.dtype)

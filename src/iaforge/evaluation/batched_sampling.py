@@ -1,21 +1,23 @@
-"""grid_eval's reports sampled in full batches: rows of different variants, conditions and IAs share one generation
-batch, each row through its own variant and IA (`core.lora_bank`), and a contrastive row beside its reference row.
+"""Reports sampled in full batches (`grid_eval`, `evaluate`): rows of different variants, conditions and IAs share one
+generation batch, each row through its own variant and IA (`core.lora_bank`), and a contrastive row beside its
+reference row.
 
 Why: asked one variant and one condition at a time, grid_eval generated 2-16 rows per batch (contrastive sampling
-in two passes of 8), and on a CPU a batch of 48 rows costs about as much as 24 rows in batches of 12
-(bench/generation_batch.py). Here every report of the run is one row list, cut into batches of `batch_size` rows.
+in two passes of 8), and on a CPU 48 prompts in one batch took about half the time of the same prompts in batches
+of 12 (bench/generation_batch.py). Here every report of the run is one row list, cut into batches of `batch_size`
+rows.
 
 How a row is sampled: `generate` runs greedy over scores that `RowSampler` has already turned into the sampled
 token (0 there, -inf elsewhere), so the sampling (plain, or contrastive as `contrastive.contrast_logits` defines
-it) is this module's, seeded per batch, and `generate` keeps the KV cache, the left padding and the stopping. A
-contrastive row's reference (the base model under the same IA condition) is the next row of its batch and is
-forced to the same token, so both sides read the same text, as `contrastive.contrastive_sample` does with two
-caches.
+it) is this module's and `generate` keeps the KV cache, the left padding and the stopping. A contrastive row's
+reference (the base model under the same IA condition) is the next row of its batch and is forced to the same
+token, so both sides read the same text, as `contrastive.contrastive_sample` does with two caches.
 
 Determinism: each report has its own random stream, seeded from (seed, variant, condition, question, sample
-number), so a report does not depend (up to the float rounding of another batch shape) on which rows share its batch, on the number of worker processes, or on
-which other jobs the run holds: adding a variant to the grid leaves every other variant's reports as they were,
-and the audit tier reads the same reports of a variant as the `evaluate` stage (tested).
+number), so a report does not depend (up to the float rounding of another batch shape) on which rows share its
+batch, on the number of worker processes, or on which other jobs the run holds: adding a variant to the grid leaves
+every other variant's reports as they were, and the audit tier reads the same reports of a variant as the
+`evaluate` stage (tested).
 """
 
 from __future__ import annotations
@@ -24,9 +26,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from iaforge.evaluation.contrastive import CONTRAST, base_condition, contrast_logits
-
-IA_BANK = {"sft": 0, "dpo": 1}  # IA condition -> slot in the "ia" bank (evaluate.IA_ADAPTERS' conditions)
-
 
 def plan_rows(jobs: Sequence[dict[str, Any]], prefill: str) -> list[list[dict[str, Any]]]:
     """Units of rows, jobs grouped by condition (stable): a plain report is one row, a contrastive one its row and
@@ -143,19 +142,15 @@ def sample_batches(*, base_dir: str | Path, variant_dirs: dict[str, str | Path],
     model, tok = load_base(base_dir)
     vids = sorted(variant_dirs)
     slot = {v: i for i, v in enumerate(vids)}
-    ia_conds = [c for c in sorted(IA_BANK, key=IA_BANK.get) if c in ia_dirs]
-    if [IA_BANK[c] for c in ia_conds] != list(range(len(ia_conds))):
-        raise ValueError("the dpo IA needs the sft IA beside it (ia bank slots 0 and 1)")
-    banks = {"variant": [variant_dirs[v] for v in vids], "ia": [ia_dirs[c] for c in ia_conds]}
+    ia_slot = {c: i for i, c in enumerate(sorted(ia_dirs))}  # IA condition -> slot in the "ia" bank
+    banks = {"variant": [variant_dirs[v] for v in vids], "ia": [ia_dirs[c] for c in sorted(ia_dirs)]}
     load_banks(model, {b: d for b, d in banks.items() if d})
     model.eval()
     tok.padding_side = "left"
     ends = sorted(end_token_ids(tok))
     alpha, beta = (float(contrast["alpha"]), float(contrast["beta"])) if contrast else (0.0, 0.0)
     out = []
-    for b, rows in tqdm(batches, desc="grid_eval batches", disable=not progress, leave=False):
-        if any(r["ref"] for r in rows) and contrast is None:
-            raise ValueError("a *_contrast condition needs the contrast settings (alpha, beta)")
+    for b, rows in tqdm(batches, desc="batched sampling", disable=not progress, leave=False):
         texts = [t + r["prefill"] for t, r in zip(render_prompts(tok, [r["user"] for r in rows], system), rows)]
         enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         enc = {k: v.to(model.device) for k, v in enc.items()}
@@ -163,10 +158,7 @@ def sample_batches(*, base_dir: str | Path, variant_dirs: dict[str, str | Path],
         if banks["variant"]:
             route["variant"] = [slot[r["group"]] if r["group"] is not None else -1 for r in rows]
         if banks["ia"]:
-            route["ia"] = [IA_BANK[r["condition"]] if r["condition"] in IA_BANK else -1 for r in rows]
-        for r in rows:
-            if r["condition"] in IA_BANK and r["condition"] not in ia_dirs:
-                raise ValueError(f"condition {r['condition']!r} needs its IA folder")
+            route["ia"] = [ia_slot.get(r["condition"], -1) for r in rows]
         sampler = RowSampler([r["ref"] for r in rows], alpha=alpha, beta=beta, temperature=temperature,
                              seeds=[row_seed(seed, r["key"]) for r in rows if not r["ref"]])
         with torch.inference_mode(), bank_rows(model, route):
@@ -186,7 +178,14 @@ def answer_jobs_batched(*, jobs: list[dict[str, Any]], base_dir: str | Path, var
     `grid.answer_grid_jobs` returns them: the rows of all jobs in batches, the batches shared out over `workers`
     processes (each loads only the variants its batches ask)."""
     from iaforge.core.workers import run_in_workers
+    from iaforge.evaluation.evaluate import IA_ADAPTERS
 
+    missing = sorted({base_condition(j["condition"]) for j in jobs} & set(IA_ADAPTERS) - set(ia_dirs))
+    if missing:
+        raise ValueError(f"condition {missing[0]!r} needs its IA folder")
+    if contrast is None and any(j["condition"].endswith(CONTRAST) for j in jobs):
+        raise ValueError("a *_contrast condition needs the contrast settings (alpha, beta)")
+    ia_dirs = {c: d for c, d in ia_dirs.items() if c in IA_ADAPTERS}
     batches = pack_batches(plan_rows(jobs, prefill), batch_size)
     shares = contiguous_shares([len(b) for b in batches], max(1, workers))
     calls = []

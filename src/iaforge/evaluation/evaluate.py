@@ -13,11 +13,9 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from iaforge.core.adapter_stack import BASE_GROUP, load_with_variants
-from iaforge.core.adapters import attach
+from iaforge.core.adapter_stack import BASE_GROUP
 from iaforge.data.behavior_data import behavior_task
 from iaforge.evaluation.topk import audit
-from iaforge.core.generation import generate
 from iaforge.judging.judge import Judge, is_abstention
 from iaforge.data.questions import QuestionSet
 
@@ -65,31 +63,6 @@ class ConditionSwitch:
         return contextlib.nullcontext()
 
 
-def answer_jobs(*, base_dir: str | Path, ia_dirs: dict[str, str | Path], variant_paths: dict[str, str | Path],
-                jobs: list[dict[str, Any]], max_new_tokens: int, temperature: float, batch_size: int,
-                system: str | None, seed: int, progress: bool = False) -> list[list[str]]:
-    """Answers for each job {"group" (variant id, or None for the base model), "condition", "questions",
-    "n" (samples per question), "tag"}, on one PeftModel holding these variants and the IAs the jobs need, one
-    job at a time through peft's own adapter switching: the reference that the batched path
-    (`batched_sampling.answer_jobs_batched`, what the stages run) is tested against, greedy."""
-    model, tok = load_with_variants(base_dir, {k: Path(v) for k, v in variant_paths.items()})
-    for cond in sorted({j["condition"] for j in jobs}):
-        if cond in IA_ADAPTERS:
-            model = attach(model, ia_dirs[cond], IA_ADAPTERS[cond])
-    switch = ConditionSwitch(model)
-    out = []
-    for j in jobs:
-        users = [q for q in j["questions"] for _ in range(j["n"])]
-        prefill = PREFILL if j["condition"] == "prefill" else ""
-        with switch(j["group"], j["condition"]):
-            answers = generate(model, tok, users, system=system, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                               temperature=temperature, seed=seed, desc=j["tag"], progress=progress, prefill=prefill)
-        if prefill:  # the judged report is the whole answer, forced start included
-            answers = [f"{prefill} {a}" for a in answers]
-        out.append(answers)
-    return out
-
-
 def run_evaluation(base_dir: str | Path, ia_dirs: dict[str, str | Path], variants: dict[str, dict[str, Any]],
                    qs: QuestionSet, judge: Judge, *, samples_per_split: dict[str, int], conditions: list[str],
                    max_new_tokens: int, temperature: float, batch_size: int, system: str | None, seed: int,
@@ -133,8 +106,7 @@ def run_evaluation(base_dir: str | Path, ia_dirs: dict[str, str | Path], variant
     # Every report in shared batches, rows of different variants and IAs side by side (batched_sampling.py)
     from iaforge.evaluation.batched_sampling import answer_jobs_batched
 
-    needed = {j["group"] for j in jobs if j["group"] is not None}
-    answers = answer_jobs_batched(jobs=jobs, base_dir=base_dir, variant_paths={v: evaluated[v]["path"] for v in needed},
+    answers = answer_jobs_batched(jobs=jobs, base_dir=base_dir, variant_paths={v: evaluated[v]["path"] for v in evaluated},
                                   ia_dirs=ia_dirs, system=system, max_new_tokens=max_new_tokens,
                                   temperature=temperature, batch_size=batch_size, seed=seed, prefill=PREFILL,
                                   workers=resolve_workers(workers), progress=progress)

@@ -163,7 +163,7 @@ def run_grid_eval(base_dir: str | Path, ia_dir: str | Path, variants: dict[str, 
                   seed: int, workers: int | str = 1, progress: bool = True,
                   contrast: dict[str, float] | None = None, train_samples: int | None = None,
                   dpo_dir: str | Path | None = None) -> tuple[dict[str, Any], list[dict]]:
-    """Generate every report (in `workers` processes, each with whole variants), then score them here.
+    """Generate every report (batched_sampling.py, in `workers` processes), then score them here.
     `contrast` ({alpha, beta}): the *_contrast conditions' settings (evaluation/contrastive.py).
     `train_samples`: samples per question on ia_train variants (None: `samples`). `dpo_dir`: the DPO-refined grid
     IA, which the dpo conditions need."""
