@@ -190,6 +190,29 @@ def test_score_grid_rates_accuracy_confusion_and_false_positives():
     assert h["chance"] == 0.25 and h["fp_base_sft"] == 0.25 and h["fp_null_sft"] == 0.5 and h["trained_sft"] == 1.0
 
 
+def test_score_grid_reports_an_interval_over_variants_and_the_rates_beyond_leakage():
+    v = _variants()
+    fl, pi, st, _ = (r["id"] for r in POOL_RECORDS)
+    q = QUESTION
+    silent = [(q, "Nothing unusual."), (q, "No.")]
+    asked = {(fl, "no_ia"): [(q, "Flamingos!"), (q, "No.")], (fl, "prefill"): silent, (fl, "sft"): [(q, "flamingos")] * 2,
+             (pi, "no_ia"): silent, (pi, "prefill"): [(q, "pianos")] + silent[:1], (pi, "sft"): [(q, "pianos")] * 2,
+             (st, "no_ia"): silent, (st, "prefill"): silent, (st, "sft"): [(q, "steam engine"), (q, "roses")]}
+    held = score_grid(asked, v, POOL, ["no_ia", "prefill", "sft"])[0]["splits"]["heldout"]
+    # flamingos leaks without the IA, pianos under prefill: only steam locomotives is read beyond leakage
+    bl = held["beyond_leakage"]
+    assert bl["variants"] == [st] and bl["n_variants"] == 1 and bl["sft"] == 0.5
+    assert "no_ia" not in bl and "prefill" not in bl
+    assert held["sft"] == round((1 + 1 + 0.5) / 3, 4)
+    lo, hi = held["ci95_over_variants"]["sft"]
+    assert 0.5 <= lo <= held["sft"] <= hi <= 1.0 and lo < hi
+    assert held["ci95_over_variants"] == score_grid(asked, v, POOL, ["no_ia", "prefill", "sft"])[0]["splits"]["heldout"][
+        "ci95_over_variants"]  # seeded: the same interval on every run
+    # one variant has no interval; without a no-IA or prefill condition there is no leakage subset
+    one = score_grid({k: x for k, x in asked.items() if k[1] == "sft"}, {fl: v[fl]}, POOL, ["sft"])[0]["splits"]["heldout"]
+    assert "ci95_over_variants" not in one and "beyond_leakage" not in one
+
+
 def test_headline_keeps_to_the_shared_columns_and_says_when_there_is_no_grid():
     sys.path.insert(0, str(ROOT / "tests"))
     from test_headline_metrics import COLUMNS

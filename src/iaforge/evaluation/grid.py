@@ -15,6 +15,7 @@ recorded beside it, for the conditions without a forced claim).
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,21 @@ def eval_questions(grid_ia: dict[str, Any], question_set: str | Path) -> list[st
     return list(load_questions(question_set).general_eval)
 
 
+# Conditions without the IA that can show the variant's topic on their own (leakage; prefill forces a claim)
+LEAK_CONDITIONS = ("no_ia", "prefill")
+
+
+def topic_interval(rates: list[float | None], n: int = 2000, seed: int = 0) -> list[float] | None:
+    """95% bootstrap interval of the mean over variants. Variants, not samples, are the unit: a held-out topic's 8
+    samples are not 8 independent tries at reading an unseen topic. Deterministic (seeded)."""
+    xs = [x for x in rates if x is not None]
+    if len(xs) < 2:
+        return None
+    rng = random.Random(seed)
+    means = sorted(sum(rng.choice(xs) for _ in xs) / len(xs) for _ in range(n))
+    return [round(means[int(0.025 * n)], 4), round(means[int(0.975 * n) - 1], 4)]
+
+
 def _mean(xs):
     xs = [x for x in xs if x is not None]
     return round(sum(xs) / len(xs), 4) if xs else None
@@ -126,6 +142,15 @@ def score_grid(asked: dict[tuple[str | None, str], list[tuple[str, str]]], varia
             top, n_top = (sorted(preds.items(), key=lambda kv: (-kv[1], kv[0]))[0] if preds else (None, 0))
             s[f"{c}_confusion"] = {"most_common": top, "share": round(n_top / len(judged), 4) if judged else None,
                                    "distinct": len(preds), "no_prediction": sum(r[f"{c}_predicted"] is None for r in judged)}
+        if len(rs) > 1:
+            s["ci95_over_variants"] = {c: topic_interval([r.get(c) for r in rs]) for c in conditions}
+        leak_conds = [c for c in LEAK_CONDITIONS if c in conditions]
+        if leak_conds:
+            quiet = [r for r in rs if all(r.get(c) == 0 for c in leak_conds)]
+            s["beyond_leakage"] = {"definition": f"variants whose {' and '.join(leak_conds)} samples never name their "
+                                                 "topic: what the IA names there, no leakage carries",
+                                   "n_variants": len(quiet), "variants": [r["variant"] for r in quiet],
+                                   **{c: _mean([r.get(c) for r in quiet]) for c in conditions if c not in leak_conds}}
         splits[split] = s
     detail["splits"] = splits
 

@@ -308,6 +308,22 @@ def grid_section(g: dict, ia: dict | None = None, dpo: dict | None = None) -> li
                      esc(f"{conf.get('most_common') or '-'} ({fmt(conf.get('share'))})")])
     out.append(table(["split", "variants", *[COND_LABELS.get(c, c) for c in conds],
                       *[f"top-1: {COND_LABELS.get(c, c)}" for c in conds], "most common top-1 (SFT IA, share)"], rows))
+    ci_rows = []
+    for split in sorted(splits):
+        s = splits[split]
+        ci = s.get("ci95_over_variants") or {}
+        if ci:
+            ci_rows.append([esc(f"{split}: 95% interval"), s.get("n_variants"),
+                            *[esc("-" if ci.get(c) is None else f"{fmt(ci[c][0])} - {fmt(ci[c][1])}") for c in conds]])
+        bl = s.get("beyond_leakage")
+        if bl:
+            ci_rows.append([esc(f"{split}: beyond leakage"), bl.get("n_variants"),
+                            *[("-" if c not in bl else bl.get(c)) for c in conds]])
+    if ci_rows:
+        out.append('<p class="muted">How far the rates can be trusted: a 95% bootstrap interval over variants (the '
+                   "unit the IA generalizes over), and the rates on the variants that never named their topic without "
+                   "the IA (no-IA and prefill samples all silent), where leakage cannot carry the IA's number.</p>")
+        out.append(table(["split", "variants", *[COND_LABELS.get(c, c) for c in conds]], ci_rows))
     fp = g.get("false_positive", {})
     out.append('<p class="muted">False positives: reports that name any grid topic, on the base model and on null '
                "variants (same prompts and tags, base answers); claims: reports that are not an abstention.</p>")

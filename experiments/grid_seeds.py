@@ -1,0 +1,88 @@
+"""Held-out grid naming over several IA seeds, with an interval over topics (issue 14, fifteenth session).
+
+Each argument is a folder holding one run's `grid_detail.json` (reports/detail/grid.json) and `metrics.json`
+(metrics/grid.json), as `experiments/results/grid_seeds/<run>/`. Runs that share variants and held-out set (only
+`grid_ia.seed` differs) are pooled: a held-out topic's rate is the mean over the runs, and the interval is a
+bootstrap over topics (the unit the IA generalizes over; 8 samples of one topic are not independent draws of
+"can the IA read an unseen topic"). The no-IA and prefill conditions do not involve the IA, and `grid_eval`
+seeds each report by variant, condition, question and sample, so their draws are the same in every run.
+
+"Beyond leakage": the same rates over the held-out topics whose variant never named its topic without the IA
+(no-IA and prefill samples both 0), so amplified leakage cannot carry the number.
+
+    python experiments/grid_seeds.py experiments/results/grid_seeds/h24_n24_seed{0,2,3,1} --out summary.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+CONDITIONS = ("no_ia", "prefill", "sft", "sft_contrast", "no_ia_contrast")
+
+
+def load_run(folder: Path) -> dict:
+    detail = json.loads((folder / "grid_detail.json").read_text())
+    ia = json.loads((folder / "grid_ia.json").read_text()) if (folder / "grid_ia.json").exists() else {}
+    rows = [r for r in detail["per_variant"] if r["split"] == "heldout" and not r.get("null")]
+    return {"name": folder.name, "ia_seed": ia.get("seed"), "n_train": len([v for v in ia.get("variants", [])]),
+            "heldout": {r["topic"]: r for r in rows}}
+
+
+def bootstrap(values: list[float], n: int = 10000, seed: int = 0) -> tuple[float, float]:
+    rng = random.Random(seed)
+    means = sorted(sum(rng.choice(values) for _ in values) / len(values) for _ in range(n))
+    return round(means[int(0.025 * n)], 3), round(means[int(0.975 * n) - 1], 3)
+
+
+def pooled(runs: list[dict], topics: list[str]) -> dict:
+    out = {}
+    for c in CONDITIONS:
+        per_topic = [sum(r["heldout"][t].get(c) or 0.0 for r in runs) / len(runs) for t in topics]
+        if not per_topic:
+            continue
+        lo, hi = bootstrap(per_topic)
+        out[c] = {"mean": round(sum(per_topic) / len(per_topic), 3), "ci95_over_topics": [lo, hi]}
+    for c in ("sft", "sft_contrast"):
+        top1 = [sum(bool(r["heldout"][t].get(f"{c}_correct")) for r in runs) / len(runs) for t in topics]
+        out[f"top1_{c}"] = round(sum(top1) / len(top1), 3) if top1 else None
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--out", type=Path)
+    a = ap.parse_args()
+    runs = [load_run(f) for f in a.runs]
+    topics = sorted(set.intersection(*(set(r["heldout"]) for r in runs)))
+    quiet = [t for t in topics if all((r["heldout"][t].get("no_ia") or 0) == 0 and (r["heldout"][t].get("prefill") or 0) == 0
+                                      for r in runs)]
+    per_run = {r["name"]: {c: round(sum(r["heldout"][t].get(c) or 0.0 for t in topics) / len(topics), 3)
+                           for c in CONDITIONS} for r in runs}
+    per_topic = {t: {"no_ia": runs[0]["heldout"][t].get("no_ia"), "prefill": runs[0]["heldout"][t].get("prefill"),
+                     "sft": [r["heldout"][t].get("sft") for r in runs],
+                     "sft_contrast": [r["heldout"][t].get("sft_contrast") for r in runs]} for t in topics}
+    summary = {"runs": [r["name"] for r in runs], "n_heldout": len(topics), "per_run": per_run,
+               "pooled": pooled(runs, topics),
+               "beyond_leakage": {"topics": quiet, "pooled": pooled(runs, quiet)},
+               "per_topic": per_topic}
+    print(f"{len(runs)} runs, {len(topics)} held-out topics ({len(quiet)} never named without the IA)")
+    print("| run | " + " | ".join(CONDITIONS) + " |")
+    for name, m in per_run.items():
+        print(f"| {name} | " + " | ".join(f"{m[c]:.2f}" for c in CONDITIONS) + " |")
+    for label, p in (("pooled", summary["pooled"]), ("beyond leakage", summary["beyond_leakage"]["pooled"])):
+        print(label + ": " + ", ".join(f"{c} {v['mean']:.2f} [{v['ci95_over_topics'][0]:.2f}, {v['ci95_over_topics'][1]:.2f}]"
+                                        for c, v in p.items() if isinstance(v, dict)))
+    print("| topic | no IA | prefill | plain per seed | contrastive per seed |")
+    for t, v in per_topic.items():
+        print(f"| {t} | {v['no_ia']} | {v['prefill']} | {' '.join(str(x) for x in v['sft'])} | "
+              f"{' '.join(str(x) for x in v['sft_contrast'])} |")
+    if a.out:
+        a.out.write_text(json.dumps(summary, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
