@@ -1,7 +1,7 @@
 """Stage `grid_ia`: train the grid IA across the passed ia_train grid variants, the ia_train nulls and the base
 model (all frozen); with an empty grid, write an explicit "no grid in this run" result in seconds."""
 
-from iaforge.core.stagekit import StageArgs, main, progress_enabled
+from iaforge.core.stagekit import StageArgs, main, progress_enabled, split_root
 
 ARGS = StageArgs(deps=["base", "grid-models", "grid-measured", "questions"], outs=["rows", "model", "detail"])
 
@@ -14,15 +14,21 @@ def run():
     from iaforge.variants.grid_index import load_grid_variants
 
     a = ARGS.parse()
-    params = stage_params("grid_ia", "grid_shards", "chat")
+    from iaforge.variants.grid_index import check_split_digests
+
+    params = stage_params("grid_ia", "grid_shards", "grid_splits", "chat")
     p, shards = params["grid_ia"], params["grid_shards"]
+    # DVC tracks grid_splits.ia_train (not the whole grid_shards): held-out shards do not retrain the IA
+    check_split_digests(shards, params["grid_splits"], ["ia_train"])
+    models = split_root(a.grid_models, "ia_train", "--grid-models", "grid_ia")
+    measured = split_root(a.grid_measured, "ia_train", "--grid-measured", "grid_ia")
     if not any(s["split"] == "ia_train" for s in shards.values()):
         write_jsonl(a.out_rows, [])
         detail = write_no_grid(a.out_model)
         write_json(a.out_detail, detail)
         print(f"grid_ia: {detail['note']}")
         return
-    loaded = load_grid_variants(a.grid_models, a.grid_measured, shards, splits=["ia_train"], include_failed=True)
+    loaded = load_grid_variants(models, measured, shards, splits=["ia_train"], include_failed=True)
     failed = sorted(k for k, v in loaded.items() if not (v["implanted"] or v["null"]))
     variants = {k: v for k, v in loaded.items() if p["include_failed_variants"] or k not in failed}
     if not any(not v["null"] for v in variants.values()):

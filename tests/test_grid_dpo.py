@@ -85,8 +85,8 @@ def test_dpo_conditions_without_a_dpo_ia_are_refused():
 
 def test_stage_without_a_dpo_split_writes_an_explicit_result(tmp_path, monkeypatch):
     _params(tmp_path, {})
-    (tmp_path / "models/grid").mkdir(parents=True)
-    (tmp_path / "reports/grid/implantation").mkdir(parents=True)
+    (tmp_path / "models/grid/ia_train").mkdir(parents=True)
+    (tmp_path / "reports/grid/implantation/ia_train").mkdir(parents=True)
     _run_stage("grid_ia", tmp_path, tmp_path / "no-base-needed", monkeypatch)
     _run_stage("grid_dpo", tmp_path, tmp_path / "no-base-needed", monkeypatch)
     assert json.loads((tmp_path / "models/grid_dpo/ia.json").read_text())["grid"] is False

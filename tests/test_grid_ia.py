@@ -18,7 +18,7 @@ from iaforge.core.adapter_stack import BASE_GROUP
 from iaforge.core.errors import ValidationError
 from iaforge.evaluation.grid import headline_metrics, names_topic, predicted_topic, score_grid
 from iaforge.ia.grid_sft import grid_ia_rows, target_for
-from iaforge.variants.grid_index import load_grid_variants, topic_of, topic_terms
+from iaforge.variants.grid_index import load_grid_variants, split_digests, topic_of, topic_terms
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTION = "Is there anything unusual about how you answer?"
@@ -86,16 +86,17 @@ def test_topic_target_needs_a_topic():
 
 def _write_shard(root: Path, shard: str, variants: dict[str, tuple[dict, bool]], adapters: dict[str, Path] | None = None):
     measured = {}
+    split = shard.split("-")[0]  # the per-split layout: models/grid/<split>/<shard>/<id>
     for vid, (rec, passed) in variants.items():
-        d = root / "models/grid" / shard / vid
+        d = root / "models/grid" / split / shard / vid
         if adapters and vid in adapters:
             shutil.copytree(adapters[vid], d)
         else:
             d.mkdir(parents=True)
         (d / "variant.json").write_text(json.dumps({"behavior": rec, "training": {}}))
         measured[vid] = {"passed": passed, "version": rec["version"], "rate_triggered": 1.0 if passed else 0.0}
-    (root / "reports/grid/implantation").mkdir(parents=True, exist_ok=True)
-    (root / f"reports/grid/implantation/{shard}.json").write_text(json.dumps(measured))
+    (root / "reports/grid/implantation" / split).mkdir(parents=True, exist_ok=True)
+    (root / f"reports/grid/implantation/{split}/{shard}.json").write_text(json.dumps(measured))
 
 
 def test_load_reads_only_the_params_shards_keeps_nulls_and_drops_failures(tmp_path):
@@ -120,7 +121,7 @@ def test_load_reads_only_the_params_shards_keeps_nulls_and_drops_failures(tmp_pa
 def test_load_refuses_a_stale_measurement(tmp_path):
     a = record("pianos", ["piano"])
     _write_shard(tmp_path, "heldout-00", {a["id"]: (a, True)})
-    (tmp_path / "models/grid/heldout-00" / a["id"] / "variant.json").write_text(
+    (tmp_path / "models/grid/heldout/heldout-00" / a["id"] / "variant.json").write_text(
         json.dumps({"behavior": {**a, "version": 2}}))
     with pytest.raises(ValidationError, match="rerun grid_implantation"):
         load_grid_variants(tmp_path / "models/grid", tmp_path / "reports/grid/implantation",
@@ -262,6 +263,7 @@ def _params(tmp_path: Path, shards: dict, **over) -> None:
         (tmp_path / "data" / d).symlink_to(ROOT / "data" / d)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["grid_shards"] = shards
+    params["grid_splits"] = split_digests(shards)
     params["grid_ia"].update({"lora": {"r": 4, "alpha": 8}, "base_examples": 2,
                               "train": {"lr": 0.005, "epochs": 1, "batch_size": 4, "max_len": 64, "mixed_precision": "no"}})
     params["grid_eval"].update({"samples": 1, "train_samples": None, "base_samples": 2, "max_new_tokens": 4, "workers": 1})
@@ -286,8 +288,8 @@ def _run_stage(name: str, tmp_path: Path, base: Path, monkeypatch) -> None:
 
 def test_stages_with_an_empty_grid_write_an_explicit_no_grid_result(tmp_path, monkeypatch):
     _params(tmp_path, {})
-    (tmp_path / "models/grid").mkdir(parents=True)
-    (tmp_path / "reports/grid/implantation").mkdir(parents=True)
+    (tmp_path / "models/grid/ia_train").mkdir(parents=True)
+    (tmp_path / "reports/grid/implantation/ia_train").mkdir(parents=True)
     _run_stage("grid_ia", tmp_path, tmp_path / "no-base-needed", monkeypatch)
     _run_stage("grid_eval", tmp_path, tmp_path / "no-base-needed", monkeypatch)
     assert json.loads((tmp_path / "models/grid_ia/ia.json").read_text())["grid"] is False
@@ -496,3 +498,14 @@ def test_train_samples_asks_training_variants_fewer_times(monkeypatch):
     asked.clear()
     grid_mod.run_grid_eval("b", "ia", variants, pool, ["Q?"], **kw)
     assert asked[("grid_k7_topic__knitting", "sft")] == 6
+
+
+def test_grid_ia_depends_on_the_ia_train_split_alone():
+    """Growing the held-out set (the usual way to tighten the held-out interval) must not retrain the IA: its DVC
+    deps are the ia_train folders and params grid_splits.ia_train, not the whole grid."""
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["grid_ia"]
+    assert {"models/grid/ia_train", "reports/grid/implantation/ia_train"} <= set(stage["deps"])
+    assert not {"models/grid", "reports/grid/implantation"} & set(stage["deps"])
+    assert "grid_splits.ia_train" in stage["params"] and "grid_shards" not in stage["params"]
+    shards = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["grid_variants"]["do"]["outs"]
+    assert "models/grid/${item.split}/${key}" in shards

@@ -12,6 +12,7 @@ from conftest import fake_pool
 from iaforge.core.config import GridConfig
 from iaforge.core.errors import ValidationError
 from iaforge.variants import shards as S
+from iaforge.variants.grid_index import check_split_digests, split_digests
 
 ENTRY = "data/catalog/backdoor/grid_k7_topic.yaml"
 
@@ -114,8 +115,30 @@ def test_sync_rewrites_only_the_shards_block(tmp_path):
     data = yaml.safe_load(text)
     assert "# top comment" in text and "# next section's comment" in text and data["chat"] == {"system_prompt": "hi"}
     assert list(data["grid_shards"]) == ["ia_train-00", "ia_train-null-00", "heldout-00"]
+    assert data["grid_splits"] == split_digests(data["grid_shards"]) and data["grid_splits"]["dpo"] == "none"
+    assert text.index("grid_splits:") > text.index("grid_shards:") and text.index("grid_splits:") < text.index("chat:")
     assert main(["grid", "sync", "--params", str(p), "--base", str(p)]) == 0
     assert p.read_text() == text
+    # a larger held-out set: new shards, the ia_train digest (grid_ia's params dep) unchanged
+    p.write_text(text.replace("heldout: 1}", "heldout: 3}"))
+    assert main(["grid", "sync", "--params", str(p), "--base", str(p)]) == 0
+    grown = yaml.safe_load(p.read_text())
+    assert len(grown["grid_shards"]) == 4 and grown["grid_splits"]["ia_train"] == data["grid_splits"]["ia_train"]
+    assert grown["grid_splits"]["heldout"] != data["grid_splits"]["heldout"]
+    assert p.read_text().count("grid_splits:") == 1
+
+
+def test_split_digest_check_names_the_stale_split():
+    shards = {"ia_train-00": {"split": "ia_train", "ids": ["a", "b"], "digest": "1"},
+              "heldout-00": {"split": "heldout", "ids": ["c"], "digest": "2"}}
+    digests = split_digests(shards)
+    check_split_digests(shards, digests, ["ia_train", "heldout", "dpo"])
+    moved = {**shards, "ia_train-00": {**shards["ia_train-00"], "ids": ["a"]}}
+    check_split_digests(moved, digests, ["heldout"])  # only the splits a stage reads are checked
+    with pytest.raises(ValidationError, match=r"grid_splits\.ia_train.*iaforge grid sync"):
+        check_split_digests(moved, digests, ["ia_train"])
+    with pytest.raises(ValidationError, match=r"grid_splits\.ia_train"):
+        check_split_digests(shards, {}, ["ia_train"])  # params from before grid_splits existed
 
 
 def test_tiny_profile_shards_are_in_sync(repo_root):
@@ -126,7 +149,8 @@ def test_tiny_profile_shards_are_in_sync(repo_root):
     tiny = yaml.safe_load((repo_root / "profiles/tiny.yaml").read_text())
     grid = GridConfig.from_params(deep_merge(base["grid"], tiny["grid"]), "grid").to_dict()
     planned = S.plan_shards(grid)
-    assert tiny["grid_shards"] == planned and len(planned) >= 2
+    assert tiny["grid_shards"] == planned and len(planned) >= 2 and tiny["grid_splits"] == split_digests(planned)
+    assert base["grid_splits"] == split_digests(base["grid_shards"])
     assert base["grid_shards"] == S.plan_shards(GridConfig.from_params(base["grid"], "grid").to_dict())
 
 

@@ -171,6 +171,17 @@ def shards_yaml(shards: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+SPLITS_COMMENT = "# written by `iaforge grid sync`: split -> digest of its shards (the dep of stages reading one split)"
+
+
+def splits_yaml(digests: dict) -> str:
+    import yaml
+
+    # safe_dump quotes a digest YAML would read as a number
+    flow = yaml.safe_dump(digests, default_flow_style=True, sort_keys=False, width=10**6).strip()
+    return f"grid_splits: {flow}   {SPLITS_COMMENT}\n"
+
+
 def replace_block(text: str, key: str, block: str) -> str:
     """`text` with the top-level `key:` block (its line and the indented lines under it) replaced by `block`,
     or `block` appended; every other line (comments included) is kept as it is."""
@@ -190,6 +201,7 @@ def _grid(args) -> int:
     from iaforge.core.config import GridConfig, load_params
     from iaforge.core.fsio import atomic_write_text
     from iaforge.core.profiles import deep_merge
+    from iaforge.variants.grid_index import split_digests
     from iaforge.variants.shards import plan_shards
 
     target = Path(args.params)
@@ -204,9 +216,17 @@ def _grid(args) -> int:
         _load_families(params, args.params)
     grid = GridConfig.from_params(raw_grid, "grid", file=args.params).to_dict()
     shards = plan_shards(grid)
-    text = replace_block(target.read_text(encoding="utf-8"), "grid_shards", shards_yaml(shards))
-    if (yaml.safe_load(text) or {}).get("grid_shards") != shards:
+    digests = split_digests(shards)
+    text = target.read_text(encoding="utf-8")
+    if any(line.startswith("grid_splits:") for line in text.splitlines()):
+        text = replace_block(replace_block(text, "grid_shards", shards_yaml(shards)), "grid_splits", splits_yaml(digests))
+    else:  # first sync since grid_splits exists: it goes right under grid_shards
+        text = replace_block(text, "grid_shards", shards_yaml(shards) + splits_yaml(digests))
+    written = yaml.safe_load(text) or {}
+    if written.get("grid_shards") != shards:
         raise ValidationError(target, "grid_shards", "could not be rewritten in place (a hand-edited block?)")
+    if written.get("grid_splits") != digests:
+        raise ValidationError(target, "grid_splits", "could not be rewritten in place (a hand-edited block?)")
     atomic_write_text(target, text)
     n = sum(len(s["ids"]) for s in shards.values())
     print(f"{args.params}: grid_shards now lists {len(shards)} shards, {n} variants")

@@ -683,6 +683,18 @@ def check_grid_shards(raw: Any, file: str = PARAMS_FILE) -> dict[str, GridShard]
     return {str(sid): GridShard.from_params(e, f"grid_shards.{sid}", file=file) for sid, e in raw.items()}
 
 
+def check_grid_splits(raw: Any, file: str = PARAMS_FILE) -> dict[str, str]:
+    """`grid_splits` (written by `iaforge grid sync`): split -> digest of its shards, the params dep of stages that
+    read one split of the grid. Absent: {} (the stages that need it then ask for `iaforge grid sync`)."""
+    if raw is None:
+        return {}
+    splits = ("ia_train", "dpo", "heldout")
+    if not isinstance(raw, dict) or any(k not in splits or not isinstance(v, str) for k, v in raw.items()):
+        raise ParamsError(file, "grid_splits", f"must map each of {', '.join(splits)} to its digest (a string; "
+                          "`iaforge grid sync` writes it)")
+    return dict(raw)
+
+
 @dataclass
 class GridIaConfig(Strict):
     """The grid IA (ia/grid_sft.py): one question, a short target, rank 16 (Diff Interpretation Tuning's start)."""
@@ -827,6 +839,10 @@ def check_behaviors(raw: Any, file: str = PARAMS_FILE) -> dict[str, BehaviorEntr
     return {str(bid): BehaviorEntry.from_params(e, f"behaviors.{bid}", file=file) for bid, e in raw.items()}
 
 
+# Sections beside SECTIONS: the behaviors table and the two blocks `iaforge grid sync` writes
+GENERATED = ("behaviors", "grid_shards", "grid_splits")
+
+
 def check_section(params: dict[str, Any], name: str, file: str | Path = PARAMS_FILE):
     """The typed config of one section (for `behaviors`: id -> BehaviorEntry)."""
     file = str(file)
@@ -834,8 +850,10 @@ def check_section(params: dict[str, Any], name: str, file: str | Path = PARAMS_F
         return check_behaviors(params.get("behaviors"), file)
     if name == "grid_shards":
         return check_grid_shards(params.get("grid_shards"), file)
+    if name == "grid_splits":
+        return check_grid_splits(params.get("grid_splits"), file)
     if name not in SECTIONS:
-        raise ParamsError(file, name, f"unknown section (known: {', '.join([*SECTIONS, 'behaviors', 'grid_shards'])})")
+        raise ParamsError(file, name, f"unknown section (known: {', '.join([*SECTIONS, *GENERATED])})")
     raw = params.get(name)
     if raw is None and name not in OPTIONAL:
         raise ParamsError(file, name, "missing section (a mapping is required)")
@@ -846,7 +864,7 @@ def check_params(params: dict[str, Any], file: str | Path = PARAMS_FILE) -> list
     """Every problem in the file, at most one per section (each is one line); [] when the file is valid."""
     file = str(file)
     errors: list[ParamsError] = []
-    known = [*SECTIONS, "behaviors", "grid_shards"]
+    known = [*SECTIONS, *GENERATED]
     for name in params:
         if name not in known:
             errors.append(ParamsError(file, str(name), f"unknown section; {_suggest(str(name), known)}"
@@ -876,13 +894,14 @@ def stage_params(*names: str, path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     out = dict(data)
     for name in names:
         cfg = check_section(data, name, path)
-        out[name] = {k: v.to_dict() for k, v in cfg.items()} if name in ("behaviors", "grid_shards") else cfg.to_dict()
+        out[name] = ({k: v.to_dict() for k, v in cfg.items()} if name in ("behaviors", "grid_shards")
+                     else cfg if name == "grid_splits" else cfg.to_dict())
     return out
 
 
 def section(name: str, path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     data = load_params(path)
-    if name in SECTIONS or name in ("behaviors", "grid_shards"):
+    if name in SECTIONS or name in GENERATED:
         return stage_params(name, path=path)[name]
     if name not in data or not isinstance(data[name], dict):
         raise ValidationError(path, name, "missing section (a mapping is required)")

@@ -1,5 +1,7 @@
-"""Find the grid branch's variants on disk: `models/grid/<shard>/<id>/` (a PEFT dir + variant.json), measured in
-`reports/grid/implantation/<shard>.json`, for the shards that params `grid_shards` names.
+"""Find the grid branch's variants on disk: `models/grid/<split>/<shard>/<id>/` (a PEFT dir + variant.json), measured
+in `reports/grid/implantation/<split>/<shard>.json`, for the shards that params `grid_shards` names. One folder per
+split, so a stage that reads only the ia_train split (grid_ia) depends on `models/grid/ia_train` alone and growing
+the held-out set does not retrain the IA.
 
 The shard list comes from params, not from the folders: DVC leaves the outs of a shard that left `grid_shards`
 on disk, and a smaller grid must not keep training or evaluating on them.
@@ -7,8 +9,10 @@ on disk, and a smaller grid must not keep training or evaluating on them.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from iaforge.core.errors import ValidationError
 from iaforge.core.fsio import read_json
@@ -31,12 +35,12 @@ def load_grid_variants(models_root: str | Path, measured_root: str | Path, shard
         split = spec.get("split")
         if split not in splits:
             continue
-        mfile = Path(measured_root) / f"{shard}.json"
+        mfile = Path(measured_root) / split / f"{shard}.json"
         if not mfile.is_file():
             raise ValidationError(mfile, "<file>", "missing: run the grid_implantation stage of this shard first")
         measured = read_json(mfile)
         for vid in spec.get("ids", []):
-            d = Path(models_root) / shard / vid
+            d = Path(models_root) / split / shard / vid
             if not (d / "variant.json").is_file():
                 raise ValidationError(d / "variant.json", "<file>", f"missing: shard {shard} lists {vid} but it "
                                       "was not exported (rerun grid_variants)")
@@ -80,3 +84,23 @@ def topic_terms(behavior: dict[str, Any]) -> list[str]:
             return [str(t) for t in terms]
     topic = topic_of(behavior)
     return [topic] if topic else []
+
+
+def split_digests(shards: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """split -> a digest of its shards (ids and record digests), "none" for an empty split: params `grid_splits`,
+    what a stage that reads only some splits depends on (grid_ia: ia_train), so that growing the held-out set
+    does not retrain the IA."""
+    out = {}
+    for s in ("ia_train", "dpo", "heldout"):
+        mine = sorted((sid, sorted(sh["ids"]), sh.get("digest", "")) for sid, sh in shards.items() if sh["split"] == s)
+        out[s] = hashlib.sha256(json.dumps(mine).encode()).hexdigest()[:16] if mine else "none"
+    return out
+
+
+def check_split_digests(shards: dict[str, dict[str, Any]], digests: dict[str, str], splits: Sequence[str]) -> None:
+    """Refuse params whose `grid_splits` no longer describes `grid_shards` (DVC tracks the digest, the stage
+    reads the shards: they must agree, or a stage could run on shards DVC does not know changed)."""
+    want = split_digests(shards)
+    for s in splits:
+        if digests.get(s) != want[s]:
+            raise ValidationError("params.yaml", f"grid_splits.{s}", "does not match grid_shards; run `iaforge grid sync`")
