@@ -10,7 +10,8 @@ seeds each report by variant, condition, question and sample, so their draws are
 "Beyond leakage": the same rates over the held-out topics whose variant never named its topic without the IA
 (no-IA and prefill samples both 0), so amplified leakage cannot carry the number.
 
-    python experiments/grid_seeds.py experiments/results/grid_seeds/h24_n24_seed{0,2,3,1} --out summary.json
+    python experiments/grid_seeds.py experiments/results/grid_seeds/h24_n48_seed{0,2} \
+        --against experiments/results/grid_seeds/h24_n24_seed{0,2} --out summary.json
 """
 
 from __future__ import annotations
@@ -26,8 +27,12 @@ CONDITIONS = ("no_ia", "prefill", "sft", "sft_contrast", "no_ia_contrast")
 def load_run(folder: Path) -> dict:
     detail = json.loads((folder / "grid_detail.json").read_text())
     ia = json.loads((folder / "grid_ia.json").read_text()) if (folder / "grid_ia.json").exists() else {}
+    imp = json.loads((folder / "implantation.json").read_text()) if (folder / "implantation.json").exists() else {}
     rows = [r for r in detail["per_variant"] if r["split"] == "heldout" and not r.get("null")]
-    return {"name": folder.name, "ia_seed": ia.get("seed"), "n_train": len([v for v in ia.get("variants", [])]),
+    for r in rows:  # the variant's own gate (greedy, 32 prompts): how far the behavior implanted
+        m = imp.get(r["variant"], {})
+        r["gate"] = {k: m.get(k) for k in ("rate_triggered", "rate_untriggered", "leak_rate", "passed")} if m else None
+    return {"name": folder.name, "n_train": len([v for v in ia.get("variants", []) if not v.startswith("grid_null__")]),
             "heldout": {r["topic"]: r for r in rows}}
 
 
@@ -55,6 +60,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--against", nargs="+", type=Path, default=[],
+                    help="baseline runs on the same held-out topics: the paired difference per topic, with its interval")
     a = ap.parse_args()
     runs = [load_run(f) for f in a.runs]
     topics = sorted(set.intersection(*(set(r["heldout"]) for r in runs)))
@@ -62,10 +69,12 @@ def main() -> None:
                                       for r in runs)]
     per_run = {r["name"]: {c: round(sum(r["heldout"][t].get(c) or 0.0 for t in topics) / len(topics), 3)
                            for c in CONDITIONS} for r in runs}
-    per_topic = {t: {"no_ia": runs[0]["heldout"][t].get("no_ia"), "prefill": runs[0]["heldout"][t].get("prefill"),
+    per_topic = {t: {"gate": runs[0]["heldout"][t].get("gate"),
+                     "no_ia": runs[0]["heldout"][t].get("no_ia"), "prefill": runs[0]["heldout"][t].get("prefill"),
                      "sft": [r["heldout"][t].get("sft") for r in runs],
                      "sft_contrast": [r["heldout"][t].get("sft_contrast") for r in runs]} for t in topics}
-    summary = {"runs": [r["name"] for r in runs], "n_heldout": len(topics), "per_run": per_run,
+    summary = {"runs": [r["name"] for r in runs], "n_train": {r["name"]: r["n_train"] for r in runs},
+               "n_heldout": len(topics), "per_run": per_run,
                "pooled": pooled(runs, topics),
                "beyond_leakage": {"topics": quiet, "pooled": pooled(runs, quiet)},
                "per_topic": per_topic}
@@ -76,10 +85,23 @@ def main() -> None:
     for label, p in (("pooled", summary["pooled"]), ("beyond leakage", summary["beyond_leakage"]["pooled"])):
         print(label + ": " + ", ".join(f"{c} {v['mean']:.2f} [{v['ci95_over_topics'][0]:.2f}, {v['ci95_over_topics'][1]:.2f}]"
                                         for c, v in p.items() if isinstance(v, dict)))
-    print("| topic | no IA | prefill | plain per seed | contrastive per seed |")
+    print("| topic | gate: triggered / untriggered | no IA | prefill | plain per run | contrastive per run |")
     for t, v in per_topic.items():
-        print(f"| {t} | {v['no_ia']} | {v['prefill']} | {' '.join(str(x) for x in v['sft'])} | "
-              f"{' '.join(str(x) for x in v['sft_contrast'])} |")
+        g = v["gate"] or {}
+        print(f"| {t} | {g.get('rate_triggered')} / {g.get('rate_untriggered')} | {v['no_ia']} | {v['prefill']} | "
+              f"{' '.join(str(x) for x in v['sft'])} | {' '.join(str(x) for x in v['sft_contrast'])} |")
+    if a.against:
+        base = [load_run(f) for f in a.against]
+        summary["against"] = {"runs": [r["name"] for r in base], "paired_difference": {}}
+        for c in ("sft", "sft_contrast"):
+            diff = [sum(r["heldout"][t].get(c) or 0.0 for r in runs) / len(runs)
+                    - sum(r["heldout"][t].get(c) or 0.0 for r in base) / len(base) for t in topics]
+            d = {"mean": round(sum(diff) / len(diff), 3), "ci95_over_topics": list(bootstrap(diff)),
+                 "topics_up": sum(x > 0 for x in diff), "topics_down": sum(x < 0 for x in diff)}
+            summary["against"]["paired_difference"][c] = d
+            print(f"against {', '.join(r['name'] for r in base)}: {c} {d['mean']:+.2f} "
+                  f"[{d['ci95_over_topics'][0]:+.2f}, {d['ci95_over_topics'][1]:+.2f}], "
+                  f"{d['topics_up']} topics up, {d['topics_down']} down")
     if a.out:
         a.out.write_text(json.dumps(summary, indent=1) + "\n")
 
