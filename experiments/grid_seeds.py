@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 from pathlib import Path
 
 CONDITIONS = ("no_ia", "prefill", "sft", "sft_contrast", "no_ia_contrast")
@@ -36,10 +35,12 @@ def load_run(folder: Path) -> dict:
             "heldout": {r["topic"]: r for r in rows}}
 
 
-def bootstrap(values: list[float], n: int = 10000, seed: int = 0) -> tuple[float, float]:
-    rng = random.Random(seed)
-    means = sorted(sum(rng.choice(values) for _ in values) / len(values) for _ in range(n))
-    return round(means[int(0.025 * n)], 3), round(means[int(0.975 * n) - 1], 3)
+def bootstrap(values: list[float]) -> tuple[float, float]:
+    # the interval grid_eval writes (over variants), with more resamples for the pooled means
+    from iaforge.evaluation.grid import topic_interval
+
+    lo, hi = topic_interval(values, n=10000)
+    return round(lo, 3), round(hi, 3)
 
 
 def pooled(runs: list[dict], topics: list[str]) -> dict:

@@ -688,10 +688,9 @@ def check_grid_splits(raw: Any, file: str = PARAMS_FILE) -> dict[str, str]:
     read one split of the grid. Absent: {} (the stages that need it then ask for `iaforge grid sync`)."""
     if raw is None:
         return {}
-    splits = ("ia_train", "dpo", "heldout")
-    if not isinstance(raw, dict) or any(k not in splits or not isinstance(v, str) for k, v in raw.items()):
-        raise ParamsError(file, "grid_splits", f"must map each of {', '.join(splits)} to its digest (a string; "
-                          "`iaforge grid sync` writes it)")
+    if not isinstance(raw, dict) or any(k not in SPLITS or not isinstance(v, str) for k, v in raw.items()):
+        raise ParamsError(file, "grid_splits", f"must map splits ({', '.join(SPLITS)}) to their digests (strings; "
+                          "`iaforge grid sync` writes them)")
     return dict(raw)
 
 

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from iaforge.core.config import SPLITS
 from iaforge.core.errors import ValidationError
 from iaforge.core.fsio import read_json
 
@@ -91,7 +92,7 @@ def split_digests(shards: dict[str, dict[str, Any]]) -> dict[str, str]:
     what a stage that reads only some splits depends on (grid_ia: ia_train), so that growing the held-out set
     does not retrain the IA."""
     out = {}
-    for s in ("ia_train", "dpo", "heldout"):
+    for s in SPLITS:
         mine = sorted((sid, sorted(sh["ids"]), sh.get("digest", "")) for sid, sh in shards.items() if sh["split"] == s)
         out[s] = hashlib.sha256(json.dumps(mine).encode()).hexdigest()[:16] if mine else "none"
     return out
