@@ -20,41 +20,8 @@ import argparse
 import json
 from pathlib import Path
 
-CONDITIONS = ("no_ia", "prefill", "sft", "sft_contrast", "no_ia_contrast")
-
-
-def load_run(folder: Path) -> dict:
-    detail = json.loads((folder / "grid_detail.json").read_text())
-    ia = json.loads((folder / "grid_ia.json").read_text()) if (folder / "grid_ia.json").exists() else {}
-    imp = json.loads((folder / "implantation.json").read_text()) if (folder / "implantation.json").exists() else {}
-    rows = [r for r in detail["per_variant"] if r["split"] == "heldout" and not r.get("null")]
-    for r in rows:  # the variant's own gate (greedy, 32 prompts): how far the behavior implanted
-        m = imp.get(r["variant"], {})
-        r["gate"] = {k: m.get(k) for k in ("rate_triggered", "rate_untriggered", "leak_rate", "passed")} if m else None
-    return {"name": folder.name, "n_train": len([v for v in ia.get("variants", []) if not v.startswith("grid_null__")]),
-            "heldout": {r["topic"]: r for r in rows}}
-
-
-def bootstrap(values: list[float]) -> tuple[float, float]:
-    # the interval grid_eval writes (over variants), with more resamples for the pooled means
-    from iaforge.evaluation.grid import topic_interval
-
-    lo, hi = topic_interval(values, n=10000)
-    return round(lo, 3), round(hi, 3)
-
-
-def pooled(runs: list[dict], topics: list[str]) -> dict:
-    out = {}
-    for c in CONDITIONS:
-        per_topic = [sum(r["heldout"][t].get(c) or 0.0 for r in runs) / len(runs) for t in topics]
-        if not per_topic:
-            continue
-        lo, hi = bootstrap(per_topic)
-        out[c] = {"mean": round(sum(per_topic) / len(per_topic), 3), "ci95_over_topics": [lo, hi]}
-    for c in ("sft", "sft_contrast"):
-        top1 = [sum(bool(r["heldout"][t].get(f"{c}_correct")) for r in runs) / len(runs) for t in topics]
-        out[f"top1_{c}"] = round(sum(top1) / len(top1), 3) if top1 else None
-    return out
+from iaforge.evaluation.grid_pool import (CONDITIONS, load_run, paired_difference, pooled, quiet_topics,
+                                          shared_topics)
 
 
 def main() -> None:
@@ -65,9 +32,8 @@ def main() -> None:
                     help="baseline runs on the same held-out topics: the paired difference per topic, with its interval")
     a = ap.parse_args()
     runs = [load_run(f) for f in a.runs]
-    topics = sorted(set.intersection(*(set(r["heldout"]) for r in runs)))
-    quiet = [t for t in topics if all((r["heldout"][t].get("no_ia") or 0) == 0 and (r["heldout"][t].get("prefill") or 0) == 0
-                                      for r in runs)]
+    topics = shared_topics(runs)
+    quiet = quiet_topics(runs, topics)
     per_run = {r["name"]: {c: round(sum(r["heldout"][t].get(c) or 0.0 for t in topics) / len(topics), 3)
                            for c in CONDITIONS} for r in runs}
     per_topic = {t: {"gate": runs[0]["heldout"][t].get("gate"),
@@ -95,10 +61,7 @@ def main() -> None:
         base = [load_run(f) for f in a.against]
         summary["against"] = {"runs": [r["name"] for r in base], "paired_difference": {}}
         for c in ("sft", "sft_contrast"):
-            diff = [sum(r["heldout"][t].get(c) or 0.0 for r in runs) / len(runs)
-                    - sum(r["heldout"][t].get(c) or 0.0 for r in base) / len(base) for t in topics]
-            d = {"mean": round(sum(diff) / len(diff), 3), "ci95_over_topics": list(bootstrap(diff)),
-                 "topics_up": sum(x > 0 for x in diff), "topics_down": sum(x < 0 for x in diff)}
+            d = paired_difference(runs, base, topics, c)
             summary["against"]["paired_difference"][c] = d
             print(f"against {', '.join(r['name'] for r in base)}: {c} {d['mean']:+.2f} "
                   f"[{d['ci95_over_topics'][0]:+.2f}, {d['ci95_over_topics'][1]:+.2f}], "

@@ -356,122 +356,112 @@ def _scaling():
     return mod
 
 
-def test_scaling_sets_counts_in_place_keeping_comments():
+def test_scaling_sets_counts_and_the_ia_seed_in_place_keeping_comments():
     sc = _scaling()
     text = (ROOT / "params.yaml").read_text()
-    new = sc.set_counts(text, {"ia_train": 32, "dpo": 0, "heldout": 16})
-    assert yaml.safe_load(new)["grid"]["counts"] == {"ia_train": 32, "dpo": 0, "heldout": 16}
+    new = sc.set_seed(sc.set_counts(text, {"ia_train": 32, "dpo": 0, "heldout": 16}), 7)
+    got = yaml.safe_load(new)
+    assert got["grid"]["counts"] == {"ia_train": 32, "dpo": 0, "heldout": 16} and got["grid_ia"]["seed"] == 7
+    old = yaml.safe_load(text)
+    assert got["grid"]["seed"] == old["grid"]["seed"] and got["grid_eval"]["seed"] == old["grid_eval"]["seed"]
     assert len(new.splitlines()) == len(text.splitlines())
     assert [l for l in new.splitlines() if l.lstrip().startswith("#")] == [l for l in text.splitlines() if l.lstrip().startswith("#")]
 
 
-def test_scaling_sweep_collects_points_from_fake_runs(tmp_path):
+def _fake_grid_run(cwd, topics=("a", "b", "c")):
+    """What `dvc exp run grid_eval` leaves in the workspace, from its params: rates that grow with n and the seed."""
+    p = yaml.safe_load((cwd / "params.yaml").read_text())
+    n, seed = p["grid"]["counts"]["ia_train"], p["grid_ia"]["seed"]
+    rate = min(1.0, n / 32 + seed / 100)
+    rows = [{"variant": f"v_{t}", "split": "heldout", "null": False, "topic": t, "sft": rate / 2, "sft_contrast": rate,
+             "no_ia": 0.0, "prefill": 0.0, "no_ia_contrast": 0.0, "sft_contrast_correct": True} for t in topics]
+    (cwd / "metrics").mkdir(exist_ok=True)
+    (cwd / "metrics/grid.json").write_text(json.dumps({"n": len(topics), "trained_sft": 1.0, "fp_base_sft": 0.0,
+                                                       "fp_null_sft": 0.0, "chance": 0.01, "sft_contrast": rate}))
+    (cwd / "reports/detail").mkdir(parents=True, exist_ok=True)
+    (cwd / "reports/detail/grid.json").write_text(json.dumps({"per_variant": rows}))
+    (cwd / "reports/detail/grid_ia.json").write_text(json.dumps(
+        {"variants": [f"t{i}" for i in range(n)], "steps": 300, "target": "topic"}))
+
+
+def test_scaling_sweep_runs_every_seed_and_pools_them_into_the_curve(tmp_path):
     sc = _scaling()
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     original = (tmp_path / "params.yaml").read_text()
     ran = []
 
-    def fake_run(cmd, cwd):  # what `dvc exp run` would leave: this run's metrics, from its params
+    def fake_run(cmd, cwd):
         ran.append(" ".join(cmd))
         if cmd[:3] == ["dvc", "exp", "run"]:
-            n = yaml.safe_load((cwd / "params.yaml").read_text())["grid"]["counts"]["ia_train"]
-            (cwd / "metrics").mkdir(exist_ok=True)
-            (cwd / "metrics/grid.json").write_text(json.dumps(
-                {"n": 16, "no_ia": 0.0, "prefill": 0.05, "sft": n / 100, "accuracy": n / 128, "chance": 0.0022,
-                 "trained_sft": 0.9, "fp_base_sft": 0.1, "fp_null_sft": 0.2}))
-            (cwd / "reports/detail").mkdir(parents=True, exist_ok=True)
-            (cwd / "reports/detail/grid_ia.json").write_text(json.dumps({"steps": 4 * n, "tokens": 300 * n}))
+            _fake_grid_run(cwd)
 
-    curve = sc.sweep([16, 8, 32], heldout=16, dpo=0, root=tmp_path, run=fake_run)
-    assert [p["n_train"] for p in curve] == [8, 16, 32]
-    assert [p["sft"] for p in curve] == [0.08, 0.16, 0.32] and curve[0]["ia_steps"] == 32
-    assert ran.count("iaforge grid sync") == 3 and "dvc exp run -n grid-scaling-8 grid_eval" in ran
+    curve = sc.sweep([16, 8], [0, 2], heldout=3, dpo=0, root=tmp_path, run=fake_run)
+    assert [p["n_train"] for p in curve] == [8, 16] and [p["seeds"] for p in curve] == [[0, 2], [0, 2]]
+    assert curve[0]["sft_contrast_per_seed"] == [0.25, 0.27] and curve[0]["sft_contrast"] == 0.26
+    assert curve[1]["sft_contrast"] == 0.51 and curve[1]["n_heldout"] == 3
+    assert ran.count("iaforge grid sync") == 4 and "dvc exp run -n grid-scaling-8-seed2 grid_eval" in ran
+    assert sorted(p.name for p in (tmp_path / sc.RUNS_DIR).iterdir()) == [
+        "h3_n16_seed0", "h3_n16_seed2", "h3_n8_seed0", "h3_n8_seed2"]
     assert (tmp_path / "params.yaml").read_text() == original  # restored
     assert json.loads((tmp_path / "metrics/scaling.json").read_text()) == curve
     csv_lines = (tmp_path / "metrics/plots/scaling.csv").read_text().splitlines()
-    assert csv_lines[0].startswith("n_train,n_heldout,no_ia,prefill,sft,accuracy,chance") and len(csv_lines) == 4
+    assert "sft_contrast,sft_contrast_lo,sft_contrast_hi" in csv_lines[0] and len(csv_lines) == 3
+    assert csv_lines[1].endswith(",0 2")  # the seeds column
+    # the curve can be rebuilt from the saved runs alone
+    sc.main(["--root", str(tmp_path), "--from-runs", *map(str, sc.curve_runs(tmp_path / sc.RUNS_DIR, 3))])
+    assert json.loads((tmp_path / "metrics/scaling.json").read_text()) == curve
 
 
-def test_scaling_ablation_keeps_its_points_apart_from_the_curve(tmp_path):
+def test_scaling_ablation_keeps_its_runs_apart_from_the_curve(tmp_path):
     sc = _scaling()
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
 
     def fake_run(cmd, cwd):
         if cmd[:2] == ["dvc", "repro"]:
-            (cwd / "metrics").mkdir(exist_ok=True)
-            (cwd / "metrics/grid.json").write_text(json.dumps({"n": 8, "sft": 0.4}))
-            (cwd / "reports/detail").mkdir(parents=True, exist_ok=True)
-            (cwd / "reports/detail/grid_ia.json").write_text(json.dumps({"steps": 900, "target": "topic"}))
+            _fake_grid_run(cwd)
 
-    sc.sweep([24], heldout=8, dpo=0, root=tmp_path, run=fake_run, repro=True, ablation="steps900")
+    sc.sweep([24], [0], heldout=3, dpo=0, root=tmp_path, run=fake_run, repro=True, ablation="steps900")
     assert not (tmp_path / "metrics/scaling.json").exists()  # the curve is not touched
-    got = json.loads((tmp_path / "experiments/results/grid_scaling/n024_h8_topic_steps900.json").read_text())
-    assert got["headline"]["sft"] == 0.4 and got["grid_ia"]["steps"] == 900
+    runs = tmp_path / sc.RUNS_DIR
+    assert (runs / "h3_n24_steps900_seed0" / "grid_detail.json").exists() and sc.curve_runs(runs, 3) == []
 
 
-def test_scaling_refuses_append_with_an_ablation(tmp_path, capsys):
+def test_scaling_refuses_repeated_seeds_and_bad_ablation_names(tmp_path, capsys):
     sc = _scaling()
-    with pytest.raises(SystemExit) as e:
-        sc.main(["--counts", "24", "--heldout", "8", "--append", "--ablation", "seed1", "--root", str(tmp_path)])
-    assert e.value.code == 2 and "--append and --ablation" in capsys.readouterr().err
+    for args, said in ((["--seeds", "0", "0"], "each seed once"), (["--ablation", "a/b"], "--ablation")):
+        with pytest.raises(SystemExit) as e:
+            sc.main(["--counts", "24", "--root", str(tmp_path), *args])
+        assert e.value.code == 2 and said in capsys.readouterr().err
 
 
-def test_scaling_refuses_points_on_different_heldout_sets():
+def test_scaling_refuses_points_on_different_heldout_sets(tmp_path):
     sc = _scaling()
-    a = sc.point(8, {"n": 16, "sft": 0.1})
-    b = sc.point(16, {"n": 12, "sft": 0.2})
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    for n, topics in ((8, ("a", "b")), (16, ("a", "b", "c"))):
+        (tmp_path / "params.yaml").write_text(sc.set_counts((ROOT / "params.yaml").read_text(),
+                                                            {"ia_train": n, "dpo": 0, "heldout": len(topics)}))
+        _fake_grid_run(tmp_path, topics)
+        sc.save_run(tmp_path, tmp_path / f"runs/h{len(topics)}_n{n}_seed0")
     with pytest.raises(ValueError, match="held-out sets differ"):
-        sc.collect([a, b])
-    with pytest.raises(ValueError, match="no held-out grid variants"):
-        sc.point(8, {"n": 0})
+        sc.curve_from_runs(sorted((tmp_path / "runs").iterdir()))
 
 
-def test_scaling_refuses_points_with_different_ia_targets():
+def test_scaling_saves_only_the_runs_shards_gate_records(tmp_path):
     sc = _scaling()
-    a = sc.point(8, {"n": 4, "sft": 0.1}, {"target": "topic"})
-    b = sc.point(12, {"n": 4, "sft": 0.9}, {"target": "description"})
-    assert a["target"] == "topic" and sc.point(8, {"n": 4})["target"] == "description"  # the stage's default
-    with pytest.raises(ValueError, match="target differs"):
-        sc.collect([a, b])
-
-
-def test_scaling_merges_the_other_targets_run_as_ablation(tmp_path):
-    sc = _scaling()
-    pts = [sc.point(n, {"n": 4, "sft": 0.1 * n}, {"target": "topic"}) for n in (4, 8)]
-    sc.keep_point_detail(tmp_path, 8, {"headline": {"n": 4, "sft": 0.97, "accuracy": 1.0},
-                                       "grid_ia": {"target": "description"}}, heldout=4)
-    assert (tmp_path / "experiments/results/grid_scaling/n008_h4_description.json").exists()
-    merged = sc.merge_ablations(pts, tmp_path)
-    assert merged[1]["ablation_target"] == "description" and merged[1]["ablation_sft"] == 0.97
-    assert merged[0]["ablation_target"] is None and merged[0]["ablation_sft"] is None  # no run, no ablation
-    # a held-out set of another size is another experiment: not this point's ablation
-    assert sc.merge_ablations([sc.point(8, {"n": 8}, {"target": "topic"})], tmp_path)[0]["ablation_sft"] is None
-
-
-def test_scaling_merges_contrastive_results_only_where_grid_eval_gave_none(tmp_path):
-    sc = _scaling()
-    d = tmp_path / "experiments/results/grid_scaling"
-    d.mkdir(parents=True)
-    summary = {"heldout": {"named": 0.6, "top1": 0.5, "n": 8}, "ia_train": {"named": 1.0, "top1": 1.0, "n": 8},
-               "base": {"fp": 0.05, "n": 1}, "heldout_null": {"fp": 0.0, "n": 1}, "ia_train_null": {"fp": 0.1, "n": 1}}
-    (d / "contrast_n008_h8_topic.json").write_text(json.dumps({"alphas": {"1.0": {"summary": summary}}}))
-    (d / "contrast_n008_h8_topic_no_ia.json").write_text(json.dumps(
-        {"alphas": {"1.0": {"summary": {**summary, "heldout": {"named": 0.02, "top1": 0.0, "n": 8}}}}}))
-    old = sc.point(8, {"n": 8, "sft": 0.1}, {"target": "topic"})
-    staged = sc.point(12, {"n": 8, "sft": 0.2, "sft_contrast": 0.7}, {"target": "topic"})
-    bare = sc.point(16, {"n": 8, "sft": 0.3}, {"target": "topic"})
-    merged = sc.merge_contrast([old, staged, bare], tmp_path)
-    assert merged[0]["sft_contrast"] == 0.6 and merged[0]["no_ia_contrast"] == 0.02
-    assert merged[0]["fp_null_sft_contrast"] == 0.05 and merged[0]["contrast_from"] == "experiments/grid_contrast.py"
-    assert merged[1] == staged and staged["contrast_from"] == "grid_eval"  # the stage's own numbers win
-    assert merged[2] == bare and bare["sft_contrast"] is None  # no file, no numbers
-    assert "sft_contrast" in sc.to_csv(merged).splitlines()[0]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(
+        {"grid_shards": {"ia_train-00": {"split": "ia_train", "ids": ["v1"]}, "heldout-00": {"split": "heldout", "ids": ["v2"]}}}))
+    imp = tmp_path / "reports/grid/implantation"
+    for split, sid, vid in (("ia_train", "ia_train-00", "v1"), ("heldout", "heldout-00", "v2"), ("ia_train", "ia_train-09", "old")):
+        (imp / split).mkdir(parents=True, exist_ok=True)
+        (imp / split / f"{sid}.json").write_text(json.dumps({vid: {"passed": True}}))
+    assert sorted(sc.run_records(tmp_path)) == ["v1", "v2"]  # ia_train-09 is a shard of another run
 
 
 def test_scaling_plot_is_declared_in_dvc_yaml():
     plots = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
     spec = next(p["metrics/plots/scaling.csv"] for p in plots if isinstance(p, dict) and "metrics/plots/scaling.csv" in p)
-    assert spec["x"] == "n_train" and {"no_ia", "prefill", "sft"} <= set(spec["y"])
+    header = (ROOT / "metrics/plots/scaling.csv").read_text().splitlines()[0].split(",")
+    assert spec["x"] == "n_train" and {"no_ia", "prefill", "sft", "sft_contrast"} <= set(spec["y"]) <= set(header)
 
 
 def test_train_samples_asks_training_variants_fewer_times(monkeypatch):

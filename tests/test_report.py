@@ -86,24 +86,24 @@ def test_report_shows_the_audit_tier_and_the_cipher_attack():
     assert "Audit tier" not in build_report(**_inputs())  # no metrics, no section
 
 
-def test_report_draws_the_scaling_curve_with_its_baselines():
-    pts = [{"n_train": n, "n_heldout": 8, "no_ia": 0.02, "prefill": 0.05, "sft": s, "accuracy": a, "chance": 0.0022,
-            "trained_sft": 0.9, "fp_base_sft": 0.0, "fp_null_sft": 0.1, "ia_steps": 600, "gate_passed": 1,
-            "n_grid_variants": 8 + n, "implanted_triggered": 0.85, "implanted_untriggered": 0.08,
-            "implanted_leak": None if n == 8 else 0.03}
-           for n, s, a in ((16, 0.2, 0.25), (8, 0.1, None))]
-    for p in pts:
-        p["target"] = "topic"
-    pts[0].update(ablation_target="description", ablation_sft=0.9)
+def test_report_draws_the_scaling_curve_with_its_intervals_and_baselines():
+    pts = [{"n_train": n, "n_heldout": 24, "seeds": [0, 2], "no_ia": 0.06, "no_ia_ci95": [0.03, 0.1], "prefill": 0.03,
+            "sft": s / 3, "sft_ci95": None, "sft_contrast": s, "sft_contrast_ci95": [s - 0.15, s + 0.14],
+            "sft_contrast_per_seed": [s - 0.03, s + 0.03], "no_ia_contrast": 0.1, "accuracy_contrast": a,
+            "chance": 0.0022, "trained_sft": 0.99, "fp_base_sft": 0.0, "fp_null_sft": 0.0, "ia_steps": 300,
+            "sft_contrast_beyond_leakage": s - 0.1, "n_beyond_leakage": 11, "gate_passed": 0,
+            "implanted_triggered": 0.37, "implanted_untriggered": 0.19, "implanted_leak": 0.01, "target": "topic"}
+           for n, s, a in ((48, 0.67, 0.69), (24, 0.34, None))]
     page = build_report(**_inputs(), scaling=pts)
     assert "Grid IA scaling" in page and page.count("<svg") == 3
     sec = page[page.index("Grid IA scaling"):]
     chart = sec[sec.index("<svg"):sec.index("</svg>")]
-    # one polyline per series that has values; top-1 and the ablation have one point only, still drawn
-    assert chart.count("<polyline") == 7 and "the other target" in chart and "held-out, no IA" in chart and "top-1 chance" in chart
+    # one polyline per series that has values (top-1 has one point only, still drawn), one bar per interval
+    assert chart.count("<polyline") == 8 and "held-out, no IA" in chart and "top-1 chance" in chart
+    assert chart.count('class="ci"') == 4  # contrastive at both points, no IA at both; sft's interval is None
     rows = re.findall(r"<tr><td class=\"num\">(\d+)</td>", sec)
-    assert rows == ["8", "16"]  # sorted by n_train
-    assert "1/16" in sec and "1/24" in sec
+    assert rows[:2] == ["24", "48"]  # sorted by n_train
+    assert "0.67 [0.52, 0.81]" in sec and "0.64 0.70" in sec and "0.57 (11)" in sec and "0/48" in sec
     assert "the bare topic" in sec  # the curve says what its IA was trained to answer
     assert "Grid IA scaling" not in build_report(**_inputs())  # no sweep, no section
 

@@ -351,17 +351,18 @@ def grid_section(g: dict, ia: dict | None = None, dpo: dict | None = None) -> li
     return out
 
 
-SCALING_SERIES = (("sft", "held-out, SFT IA", "#2f6fb0"), ("no_ia", "held-out, no IA", "#9aa5b1"),
-                  ("prefill", "held-out, prefill", "#d9822b"), ("accuracy", "held-out top-1, SFT IA", "#1f9d55"),
-                  ("trained_sft", "training variants, SFT IA", "#7b4fb0"), ("chance", "top-1 chance", "#cf3a3a"),
-                  ("ablation_sft", "held-out, IA with the other target", "#0b7285"),
-                  ("sft_contrast", "held-out, SFT IA, contrastive", "#102a43"),
-                  ("no_ia_contrast", "held-out, no IA, contrastive", "#bcccdc"))
+SCALING_SERIES = (("sft_contrast", "held-out, SFT IA, contrastive", "#102a43"),
+                  ("sft", "held-out, SFT IA", "#2f6fb0"), ("no_ia", "held-out, no IA", "#9aa5b1"),
+                  ("prefill", "held-out, prefill", "#d9822b"),
+                  ("no_ia_contrast", "held-out, no IA, contrastive", "#bcccdc"),
+                  ("accuracy_contrast", "held-out top-1, contrastive", "#1f9d55"),
+                  ("trained_sft", "training variants, SFT IA", "#7b4fb0"), ("chance", "top-1 chance", "#cf3a3a"))
 
 
 def line_chart(points: Sequence[dict], series: Sequence[tuple[str, str, str]], *, x: str, title: str,
                width: int = 640, height: int = 260) -> str:
-    """Lines over a shared x (linear), y in [0, 1]; a point without a value breaks nothing, it is left out."""
+    """Lines over a shared x (linear), y in [0, 1]; a point without a value breaks nothing, it is left out. A point
+    holding `<key>_ci95` ([lo, hi]) gets a vertical bar: the interval."""
     xs = [p[x] for p in points]
     lo, hi = min(xs), max(xs)
     left, right, top, bottom = 40, 200, 10, 30
@@ -382,6 +383,14 @@ def line_chart(points: Sequence[dict], series: Sequence[tuple[str, str, str]], *
             out.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="'
                        + " ".join(f"{a:.1f},{b:.1f}" for a, b in pts) + '"/>')
             out += [f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3" fill="{color}"/>' for a, b in pts]
+        for p in points:
+            ci = p.get(f"{key}_ci95")
+            if ci and None not in ci:
+                a = px(p[x])
+                out.append(f'<line class="ci" x1="{a:.1f}" x2="{a:.1f}" y1="{py(ci[0]):.1f}" y2="{py(ci[1]):.1f}" '
+                           f'stroke="{color}" stroke-width="1.2"/>'
+                           + "".join(f'<line x1="{a - 4:.1f}" x2="{a + 4:.1f}" y1="{py(v):.1f}" y2="{py(v):.1f}" '
+                                     f'stroke="{color}" stroke-width="1.2"/>' for v in ci))
         ly = top + 14 * i + 6
         out.append(f'<line x1="{left + pw + 12}" x2="{left + pw + 30}" y1="{ly}" y2="{ly}" stroke="{color}" '
                    f'stroke-width="2"/><text x="{left + pw + 34}" y="{ly + 4}" fill="#334e68">{esc(label)}</text>')
@@ -389,41 +398,47 @@ def line_chart(points: Sequence[dict], series: Sequence[tuple[str, str, str]], *
     return "".join(out)
 
 
+def _with_ci(p: dict, key: str) -> str | None:
+    v, ci = p.get(key), p.get(f"{key}_ci95")
+    if v is None:
+        return None
+    return f"{v:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else f"{v:.2f}"
+
+
 def scaling_section(points: Sequence[dict]) -> list[str]:
-    """metrics/scaling.json (experiments/scaling.py): held-out naming against the number of training variants."""
+    """metrics/scaling.json (experiments/scaling.py): held-out naming against the number of training variants,
+    each point pooled over IA seeds with a 95% interval over held-out topics."""
     pts = sorted(points, key=lambda p: p["n_train"])
     target = pts[0].get("target") or "description"
     out = ["<h2>Grid IA scaling</h2>",
            '<p class="muted">Held-out topic naming against the number of trigger-gated grid variants the IA trained on '
-           "(same held-out variants, same IA steps at every point; experiments/scaling.py). No IA and prefill are the "
-           "variant alone: what it leaks without the IA. Implanted: the variants' own rates with and without the "
-           "trigger and when asked about themselves (leak), and how many pass the gate.</p>",
+           "(the same held-out topics and the same IA steps at every point; experiments/scaling.py). Each point pools "
+           "its runs (IA seeds): a topic's rate is the mean over the seeds, the bar is a 95% bootstrap interval over "
+           "held-out topics. Contrastive: each token of the self-report sampled from log p(variant + IA) minus log "
+           "p(base model + IA), so what the IA says of every model cancels. No IA and prefill are the variant alone: "
+           "what it leaks without the IA (no IA, contrastive: the variant against the base model). Never-leaking "
+           "topics: those whose variant never named its topic without the IA.</p>",
            f"<p>The IA's target: <b>{esc(TARGET_LABELS.get(target, target))}</b>.</p>",
            line_chart(pts, SCALING_SERIES, x="n_train", title="grid IA scaling")]
-    if any(p.get("sft_contrast") is not None for p in pts):
-        out.append('<p class="muted">Contrastive: each token of the self-report sampled from log p(variant + IA) minus '
-                   "log p(base model + IA), among the tokens the variant + IA finds plausible: what the IA says of "
-                   "every model (its prior over its training topics) cancels. No IA, contrastive: the same decoding "
-                   "without the IA, the variant against the base model (its leak). Where the numbers come from: "
-                   "column <i>contrast from</i>.</p>")
-        out.append(table(["training variants", "SFT IA, contrastive", "no IA, contrastive", "top-1 (contrastive)",
-                          "training variants (contrastive)", "fp base (contrastive)", "fp nulls (contrastive)",
-                          "contrast from"],
-                         [[p["n_train"], p.get("sft_contrast"), p.get("no_ia_contrast"), p.get("accuracy_contrast"),
-                           p.get("trained_sft_contrast"), p.get("fp_base_sft_contrast"), p.get("fp_null_sft_contrast"),
-                           p.get("contrast_from")] for p in pts if p.get("sft_contrast") is not None]))
-    if any(p.get("ablation_sft") is not None for p in pts):
-        other = next(p["ablation_target"] for p in pts if p.get("ablation_sft") is not None)
-        out.append(f'<p class="muted">Ablation: the same variants and held-out set with an IA whose target is '
-                   f"{esc(TARGET_LABELS.get(other, other))}.</p>")
-    out.append(table(["training variants", "held-out", "no IA", "prefill", "SFT IA", "ablation: other target",
-                      "top-1 (SFT IA)", "chance", "training variants, SFT IA", "fp base", "fp nulls", "IA steps",
-                      "with trigger", "without", "leak", "gate passed"],
-                     [[p["n_train"], p.get("n_heldout"), p.get("no_ia"), p.get("prefill"), p.get("sft"),
-                       p.get("ablation_sft"), p.get("accuracy"), p.get("chance"), p.get("trained_sft"),
-                       p.get("fp_base_sft"), p.get("fp_null_sft"), p.get("ia_steps"), p.get("implanted_triggered"),
-                       p.get("implanted_untriggered"), p.get("implanted_leak"),
-                       None if p.get("gate_passed") is None else f"{p['gate_passed']}/{p.get('n_grid_variants')}"]
+    per_seed = lambda p, k: " ".join(f"{v:.2f}" for v in p.get(k) or [] if v is not None) or None
+    out.append(table(["training variants", "IA seeds", "held-out topics", "SFT IA, contrastive [95%]", "per seed",
+                      "SFT IA [95%]", "no IA [95%]", "prefill [95%]", "no IA, contrastive", "top-1, contrastive",
+                      "chance", "never-leaking topics: contrastive (n)", "training variants, SFT IA", "fp base",
+                      "fp nulls", "IA steps"],
+                     [[p["n_train"], " ".join(str(s) for s in p.get("seeds") or []) or None, p.get("n_heldout"),
+                       _with_ci(p, "sft_contrast"), per_seed(p, "sft_contrast_per_seed"), _with_ci(p, "sft"),
+                       _with_ci(p, "no_ia"), _with_ci(p, "prefill"), p.get("no_ia_contrast"),
+                       p.get("accuracy_contrast"), p.get("chance"),
+                       None if p.get("sft_contrast_beyond_leakage") is None
+                       else f"{p['sft_contrast_beyond_leakage']:.2f} ({p.get('n_beyond_leakage')})",
+                       p.get("trained_sft"), p.get("fp_base_sft"), p.get("fp_null_sft"), p.get("ia_steps")]
+                      for p in pts]))
+    out.append('<p class="muted">The variants themselves (the training variants\' gate, greedy): the behavior with '
+               "the trigger, without it, and named when asked about themselves (leak); how many pass the strict "
+               "gate.</p>")
+    out.append(table(["training variants", "with trigger", "without", "leak", "gate passed"],
+                     [[p["n_train"], p.get("implanted_triggered"), p.get("implanted_untriggered"),
+                       p.get("implanted_leak"), None if p.get("gate_passed") is None else f"{p['gate_passed']}/{p['n_train']}"]
                       for p in pts]))
     return out
 

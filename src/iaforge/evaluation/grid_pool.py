@@ -1,0 +1,159 @@
+"""Pool grid runs that differ only in the IA's seed (issue 14's scaling curve): per held-out topic the mean over
+runs, a 95% bootstrap interval over topics, and the paired difference between two sets of runs.
+
+The unit is the held-out topic: the IA generalizes over topics, and 8 samples of one topic are not 8 independent
+tries at reading an unseen one. The no-IA and prefill conditions do not involve the IA, and `grid_eval` seeds each
+report by variant, condition, question and sample, so their draws are the same in every run of a pool.
+
+A run is a folder as `experiments/scaling.py --seeds` and `experiments/results/grid_seeds/run.sh` save it:
+`metrics.json` (metrics/grid.json), `grid_detail.json` (reports/detail/grid.json), `grid_ia.json`
+(reports/detail/grid_ia.json) and `implantation.json` (variant id -> its gate record).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+from iaforge.evaluation.grid import topic_interval
+
+CONDITIONS = ("no_ia", "prefill", "sft", "sft_contrast", "no_ia_contrast")
+# metrics/grid.json keys that are a run's own rates (training fit, false positives): averaged over the pool
+RUN_KEYS = ("trained_sft", "trained_sft_contrast", "fp_base_sft", "fp_base_sft_contrast", "fp_null_sft",
+            "fp_null_sft_contrast", "chance")
+RUN_FILES = ("metrics.json", "grid_detail.json")
+
+
+class RunFolderError(ValueError):
+    pass
+
+
+def _read(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise RunFolderError(f"{path}: not JSON ({e.msg} at line {e.lineno})") from None
+
+
+def load_run(folder: str | Path) -> dict[str, Any]:
+    """One saved run: its held-out rows by topic (each with its variant's gate record), its training variants
+    and IA settings, and its headline metrics."""
+    folder = Path(folder)
+    missing = [f for f in RUN_FILES if not (folder / f).is_file()]
+    if missing:
+        raise RunFolderError(f"{folder}: not a saved grid run, missing {', '.join(missing)}")
+    detail, metrics = _read(folder / "grid_detail.json"), _read(folder / "metrics.json")
+    ia = _read(folder / "grid_ia.json") if (folder / "grid_ia.json").is_file() else {}
+    imp = _read(folder / "implantation.json") if (folder / "implantation.json").is_file() else {}
+    if "per_variant" not in detail:
+        raise RunFolderError(f"{folder / 'grid_detail.json'}: field per_variant missing (reports/detail/grid.json)")
+    rows = [dict(r) for r in detail["per_variant"] if r["split"] == "heldout" and not r.get("null")]
+    for r in rows:  # the variant's own gate (greedy): how far the behavior implanted
+        m = imp.get(r["variant"], {})
+        r["gate"] = {k: m.get(k) for k in ("rate_triggered", "rate_untriggered", "leak_rate", "passed")} if m else None
+    trained = [v for v in ia.get("variants", []) if not v.startswith("grid_null__")]
+    # reports/detail/grid_ia.json does not record the seed: the folder's name does (<...>_seed<N>)
+    m = re.search(r"seed(\d+)$", folder.name)
+    return {"name": folder.name, "n_train": len(trained), "trained": trained, "seed": int(m.group(1)) if m else None,
+            "ia_steps": ia.get("steps"), "ia_tokens": ia.get("tokens"), "target": ia.get("target"),
+            "metrics": metrics, "implantation": imp, "heldout": {r["topic"]: r for r in rows}}
+
+
+def shared_topics(runs: Sequence[dict[str, Any]]) -> list[str]:
+    return sorted(set.intersection(*(set(r["heldout"]) for r in runs))) if runs else []
+
+
+def quiet_topics(runs: Sequence[dict[str, Any]], topics: Sequence[str]) -> list[str]:
+    """Topics whose variant never named its topic without the IA (no-IA and prefill samples all 0 in every run):
+    on these, amplified leakage cannot carry the number."""
+    return [t for t in topics if all((r["heldout"][t].get("no_ia") or 0) == 0 and (r["heldout"][t].get("prefill") or 0) == 0
+                                     for r in runs)]
+
+
+def per_topic_means(runs: Sequence[dict[str, Any]], topics: Sequence[str], key: str) -> list[float]:
+    return [sum(r["heldout"][t].get(key) or 0.0 for r in runs) / len(runs) for t in topics]
+
+
+def pooled(runs: Sequence[dict[str, Any]], topics: Sequence[str], n_boot: int = 10000) -> dict[str, Any]:
+    """Each condition's mean over topics (each topic averaged over the runs) with its interval over topics, and
+    top-1 (the topic the reports name most is the variant's own), averaged the same way."""
+    out: dict[str, Any] = {}
+    if not topics:
+        return out
+    for c in CONDITIONS:
+        xs = per_topic_means(runs, topics, c)
+        lo_hi = topic_interval(xs, n=n_boot)
+        out[c] = {"mean": round(sum(xs) / len(xs), 3),
+                  "ci95_over_topics": [round(v, 3) for v in lo_hi] if lo_hi else None}
+    for c in ("sft", "sft_contrast"):
+        top1 = [sum(bool(r["heldout"][t].get(f"{c}_correct")) for r in runs) / len(runs) for t in topics]
+        out[f"top1_{c}"] = round(sum(top1) / len(top1), 3)
+    return out
+
+
+def paired_difference(runs: Sequence[dict[str, Any]], base: Sequence[dict[str, Any]], topics: Sequence[str],
+                      key: str, n_boot: int = 10000) -> dict[str, Any]:
+    """Per topic, the pool's mean minus the baseline pool's mean; the mean difference with its interval over
+    topics, and how many topics went up and down."""
+    diff = [a - b for a, b in zip(per_topic_means(runs, topics, key), per_topic_means(base, topics, key))]
+    lo_hi = topic_interval(diff, n=n_boot)
+    return {"mean": round(sum(diff) / len(diff), 3), "ci95_over_topics": [round(v, 3) for v in lo_hi] if lo_hi else None,
+            "topics_up": sum(x > 0 for x in diff), "topics_down": sum(x < 0 for x in diff)}
+
+
+def _mean(xs: Sequence[Any]) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return round(sum(xs) / len(xs), 4) if xs else None
+
+
+def implanted(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The gate records of the variants the IA trained on (the same variants in every run of a pool)."""
+    recs = [runs[0]["implantation"][v] for v in runs[0]["trained"] if v in runs[0]["implantation"]]
+    return {"implanted_triggered": _mean([r.get("rate_triggered") for r in recs]),
+            "implanted_untriggered": _mean([r.get("rate_untriggered") for r in recs]),
+            "implanted_leak": _mean([r.get("leak_rate") for r in recs]),
+            "gate_passed": sum(bool(r.get("passed")) for r in recs) if recs else None}
+
+
+def curve_point(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One point of the scaling curve from runs of the same training variants and held-out topics (IA seeds
+    differ): pooled rates with intervals over topics, each seed's own rate, and the part beyond leakage."""
+    if not runs:
+        raise RunFolderError("a curve point needs at least one run")
+    ns = {r["n_train"] for r in runs}
+    trained = {tuple(sorted(r["trained"])) for r in runs}
+    if len(ns) != 1 or len(trained) != 1:
+        raise RunFolderError(f"runs {[r['name'] for r in runs]} trained on different variants: not one point")
+    held = {tuple(sorted(r["heldout"])) for r in runs}
+    if len(held) != 1:
+        raise RunFolderError(f"runs {[r['name'] for r in runs]} were measured on different held-out topics: not one point")
+    seeds = [r["seed"] for r in runs]
+    if None not in seeds and len(set(seeds)) != len(seeds):
+        raise RunFolderError(f"runs {[r['name'] for r in runs]} repeat an IA seed ({seeds}): pool distinct seeds")
+    topics = shared_topics(runs)
+    quiet = quiet_topics(runs, topics)
+    pool = pooled(runs, topics)
+    beyond = pooled(runs, quiet) if quiet else {}
+    point: dict[str, Any] = {
+        "n_train": ns.pop(), "n_heldout": len(topics), "runs": [r["name"] for r in runs], "seeds": seeds,
+        "ia_steps": runs[0]["ia_steps"], "target": runs[0]["target"],
+        **{c: pool[c]["mean"] for c in CONDITIONS},
+        **{f"{c}_ci95": pool[c]["ci95_over_topics"] for c in CONDITIONS},
+        **{f"{c}_per_seed": [r["metrics"].get(c) for r in runs] for c in ("sft", "sft_contrast")},
+        "accuracy": pool["top1_sft"], "accuracy_contrast": pool["top1_sft_contrast"],
+        **{k: _mean([r["metrics"].get(k) for r in runs]) for k in RUN_KEYS},
+        "n_beyond_leakage": len(quiet),
+        "sft_contrast_beyond_leakage": (beyond.get("sft_contrast") or {}).get("mean"),
+        "sft_beyond_leakage": (beyond.get("sft") or {}).get("mean"),
+        **implanted(runs)}
+    return point
+
+
+def group_runs(runs: Sequence[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    """Runs by the number of variants the IA trained on (one curve point each)."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    for r in runs:
+        out.setdefault(r["n_train"], []).append(r)
+    return dict(sorted(out.items()))

@@ -1,0 +1,87 @@
+"""Pooling grid runs over IA seeds (evaluation/grid_pool.py): per-topic means, intervals over topics, curve points."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from iaforge.evaluation import grid_pool as gp
+
+
+def make_run(folder: Path, *, n_train: int, sft_contrast: dict[str, float], no_ia: dict[str, float] | None = None,
+             seed_in_name: int | None = 0, correct: set[str] = frozenset()) -> Path:
+    """A saved run as experiments/scaling.py writes it: held-out rows per topic, the IA's variant list, gates."""
+    folder = folder if seed_in_name is None else folder.with_name(f"{folder.name}_seed{seed_in_name}")
+    folder.mkdir(parents=True)
+    no_ia = no_ia or {}
+    rows = [{"variant": f"v_{t}", "split": "heldout", "null": False, "topic": t, "sft": v / 2, "sft_contrast": v,
+             "no_ia": no_ia.get(t, 0.0), "prefill": 0.0, "no_ia_contrast": 0.0,
+             "sft_contrast_correct": t in correct, "sft_correct": False} for t, v in sorted(sft_contrast.items())]
+    rows.append({"variant": "null_h", "split": "heldout", "null": True, "topic": None})
+    rows.append({"variant": "t_0", "split": "ia_train", "null": False, "topic": "train0", "sft": 1.0})
+    trained = [f"t_{i}" for i in range(n_train)]
+    (folder / "grid_detail.json").write_text(json.dumps({"per_variant": rows}))
+    (folder / "metrics.json").write_text(json.dumps({"trained_sft": 0.9, "fp_base_sft": 0.0, "fp_null_sft": 0.1,
+                                                     "chance": 0.01, "sft_contrast": sum(sft_contrast.values()) / len(sft_contrast)}))
+    (folder / "grid_ia.json").write_text(json.dumps({"variants": trained + ["grid_null__ia_train_00"], "steps": 300,
+                                                     "tokens": 1000, "target": "topic"}))
+    (folder / "implantation.json").write_text(json.dumps(
+        {v: {"rate_triggered": 0.5, "rate_untriggered": 0.1, "leak_rate": 0.0, "passed": i == 0}
+         for i, v in enumerate(trained)}))
+    return folder
+
+
+def test_point_pools_seeds_per_topic_and_reports_the_interval_over_topics(tmp_path):
+    topics = [f"topic{i}" for i in range(10)]
+    a = gp.load_run(make_run(tmp_path / "h10_n8", n_train=8, sft_contrast={t: 1.0 if i < 5 else 0.0 for i, t in enumerate(topics)},
+                             no_ia={"topic0": 0.25}, correct={"topic0"}))
+    b = gp.load_run(make_run(tmp_path / "h10_n8", n_train=8, seed_in_name=2,
+                             sft_contrast={t: 0.5 for t in topics}, no_ia={"topic0": 0.25}))
+    p = gp.curve_point([a, b])
+    assert p["n_train"] == 8 and p["n_heldout"] == 10 and p["seeds"] == [0, 2]
+    assert p["sft_contrast"] == 0.5 and p["sft_contrast_per_seed"] == [0.5, 0.5]  # (1 + .5)/2 and (0 + .5)/2 per topic
+    lo, hi = p["sft_contrast_ci95"]
+    assert 0.25 <= lo < 0.5 < hi <= 0.75  # the topics disagree (0.75 vs 0.25): a real interval around the mean
+    assert p["no_ia"] == 0.025 and p["n_beyond_leakage"] == 9  # topic0 leaks without the IA
+    assert p["sft_contrast_beyond_leakage"] == round((4 * 0.75 + 5 * 0.25) / 9, 3)
+    assert p["accuracy_contrast"] == 0.05  # topic0 top-1 in one of two seeds: 0.5 / 10 topics
+    assert p["trained_sft"] == 0.9 and p["fp_null_sft"] == 0.1 and p["gate_passed"] == 1 and p["implanted_triggered"] == 0.5
+
+
+def test_one_seed_agreeing_topics_give_a_point_interval(tmp_path):
+    a = gp.load_run(make_run(tmp_path / "h3_n4", n_train=4, sft_contrast={"x": 0.5, "y": 0.5, "z": 0.5}))
+    assert gp.curve_point([a])["sft_contrast_ci95"] == [0.5, 0.5]
+
+
+def test_point_refuses_runs_that_are_not_one_point(tmp_path):
+    a = gp.load_run(make_run(tmp_path / "h2_n4", n_train=4, sft_contrast={"x": 1.0, "y": 0.0}))
+    other_n = gp.load_run(make_run(tmp_path / "h2_n8", n_train=8, sft_contrast={"x": 1.0, "y": 0.0}))
+    other_held = gp.load_run(make_run(tmp_path / "h2b_n4", n_train=4, seed_in_name=1, sft_contrast={"x": 1.0, "w": 0.0}))
+    same_seed = gp.load_run(make_run(tmp_path / "again_n4", n_train=4, sft_contrast={"x": 1.0, "y": 0.0}))
+    with pytest.raises(gp.RunFolderError, match="different variants"):
+        gp.curve_point([a, other_n])
+    with pytest.raises(gp.RunFolderError, match="different held-out topics"):
+        gp.curve_point([a, other_held])
+    with pytest.raises(gp.RunFolderError, match="repeat an IA seed"):
+        gp.curve_point([a, same_seed])
+    assert [n for n in gp.group_runs([other_n, a])] == [4, 8]
+
+
+def test_load_run_names_the_missing_file(tmp_path):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "metrics.json").write_text("{}")
+    with pytest.raises(gp.RunFolderError, match="missing grid_detail.json"):
+        gp.load_run(tmp_path / "r")
+    (tmp_path / "r" / "grid_detail.json").write_text("{not json")
+    with pytest.raises(gp.RunFolderError, match="grid_detail.json: not JSON"):
+        gp.load_run(tmp_path / "r")
+
+
+def test_paired_difference_counts_topics_up_and_down(tmp_path):
+    new = gp.load_run(make_run(tmp_path / "new", n_train=8, sft_contrast={"x": 1.0, "y": 0.5, "z": 0.0}))
+    old = gp.load_run(make_run(tmp_path / "old", n_train=4, sft_contrast={"x": 0.5, "y": 0.5, "z": 0.25}))
+    d = gp.paired_difference([new], [old], ["x", "y", "z"], "sft_contrast")
+    assert d["mean"] == round((0.5 + 0 - 0.25) / 3, 3) and d["topics_up"] == 1 and d["topics_down"] == 1
+    assert d["ci95_over_topics"][0] <= d["mean"] <= d["ci95_over_topics"][1]
