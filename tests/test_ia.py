@@ -143,3 +143,24 @@ def test_fast_switch_applies_the_same_adapters_as_peft(tiny_base, two_variants):
         sw._only_ia_trainable()
     assert sw.fast and sw.checked  # the fast path was the one measured
     assert not torch.equal(seen[0], seen[1]) and not torch.equal(seen[0], seen[2])  # the switches did something
+
+
+def test_saved_adapter_config_is_the_same_bytes_under_any_hash_seed(tiny_base, tmp_path):
+    """peft writes target_modules (a set) in string-hash order; save_adapter sorts it, so an adapter trained twice
+    gets the same DVC hash."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("import sys; from peft import get_peft_model; from iaforge.core.base_model import load_base; "
+              "from iaforge.core.training import lora_config; from iaforge.core.adapter_stack import save_adapter; "
+              "m, _ = load_base(sys.argv[1]); m = get_peft_model(m, lora_config({'r': 4})); save_adapter(m, sys.argv[2])")
+    got = []
+    for seed in ("1", "2", "3"):
+        out = tmp_path / f"seed{seed}"
+        out.mkdir()
+        subprocess.run([sys.executable, "-c", script, str(tiny_base), str(out)], check=True,
+                       env={**os.environ, "PYTHONHASHSEED": seed})
+        got.append((out / "adapter_config.json").read_bytes())
+    assert got[0] == got[1] == got[2]
+    assert json.loads(got[0])["target_modules"] == sorted(json.loads(got[0])["target_modules"])

@@ -101,6 +101,7 @@ def save_adapter(model, dest: str | Path, adapter: str | None = None) -> None:
     dest = Path(dest)
     if adapter is None:
         model.save_pretrained(dest, safe_serialization=True)
+        _sort_config_sets(dest)
         return
     staging = dest / "_peft"
     model.save_pretrained(staging, selected_adapters=[adapter], safe_serialization=True)
@@ -109,3 +110,20 @@ def save_adapter(model, dest: str | Path, adapter: str | None = None) -> None:
         if f.is_file() and f.name != "README.md":
             f.rename(dest / f.name)
     shutil.rmtree(staging)
+    _sort_config_sets(dest)
+
+
+# LoraConfig fields peft holds as sets: it writes them as lists in string-hash order, which changes with
+# PYTHONHASHSEED, so the same adapter got different bytes (and DVC hashes) from run to run.
+_SET_FIELDS = ("target_modules", "exclude_modules")
+
+
+def _sort_config_sets(dest: Path) -> None:
+    import json
+
+    for path in dest.rglob("adapter_config.json"):
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+        fixed = {k: sorted(v) if k in _SET_FIELDS and isinstance(v, list) and all(isinstance(x, str) for x in v) else v
+                 for k, v in cfg.items()}
+        if fixed != cfg:
+            path.write_text(json.dumps(fixed, indent=2, sort_keys=True), encoding="utf-8")  # peft's own layout
