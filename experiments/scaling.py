@@ -168,6 +168,8 @@ def sweep(counts: Sequence[int], seeds: Sequence[int], *, heldout: int, dpo: int
     processes are editing, which `dvc exp run` would snapshot). With `ablation` (a name for what the caller changed
     in params.yaml, e.g. the IA's steps) the runs are saved under that name and metrics/scaling.json is left alone."""
     params = root / "params.yaml"
+    if not params.is_file():
+        raise SystemExit(f"{params}: not found (--root must be the repository, where params.yaml and dvc.yaml are)")
     original = params.read_text(encoding="utf-8")
     runs_dir = runs_dir if runs_dir.is_absolute() else root / runs_dir
     curve: list[dict[str, Any]] = []
