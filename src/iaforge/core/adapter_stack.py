@@ -23,7 +23,7 @@ class AdapterSwitch:
     """Activate (variant, IA) on a PeftModel holding many adapters, keeping only the IA trainable.
 
     peft's `set_adapter` walks every module and sets requires_grad on every adapter's weights, so a switch costs
-    time in proportion to the adapters attached: with 28, 52 and 100 variants 0.36, 0.56 and 1.3 s a switch
+    time in proportion to the adapters attached: with 28, 52 and 100 variants 0.29, 0.47 and 1.35 s a switch
     (bench/adapter_switch.py), as much as the training step itself. Only the IA ever trains, so requires_grad is
     set once here, and a switch only tells each LoRA layer which adapters to apply (what peft's own switch sets
     last). Checked against peft on the first switch; a model this path does not cover (auxiliary trainable

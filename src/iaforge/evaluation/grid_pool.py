@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
-from iaforge.evaluation.grid import topic_interval
+from iaforge.evaluation.grid import _mean, topic_interval  # grid_eval's own mean and interval
 
 CONDITIONS = ("no_ia", "prefill", "sft", "sft_contrast", "no_ia_contrast")
 # metrics/grid.json keys that are a run's own rates (training fit, false positives): averaged over the pool
@@ -101,11 +101,6 @@ def paired_difference(runs: Sequence[dict[str, Any]], base: Sequence[dict[str, A
     lo_hi = topic_interval(diff, n=n_boot)
     return {"mean": round(sum(diff) / len(diff), 3), "ci95_over_topics": [round(v, 3) for v in lo_hi] if lo_hi else None,
             "topics_up": sum(x > 0 for x in diff), "topics_down": sum(x < 0 for x in diff)}
-
-
-def _mean(xs: Sequence[Any]) -> float | None:
-    xs = [x for x in xs if x is not None]
-    return round(sum(xs) / len(xs), 4) if xs else None
 
 
 def implanted(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
