@@ -37,9 +37,13 @@ def run():
     rows = grid_ia_rows(variants, grid_ia_questions(p, a.questions), target=p["target"], null_answer=p["null_answer"],
                         per_variant=int(p["per_variant"]), base_examples=int(p["base_examples"]), seed=int(p["seed"]))
     write_jsonl(a.out_rows, rows)
-    summary = train_grid_ia(a.base, {k: v["path"] for k, v in variants.items()}, rows, lora=p["lora"],
-                            train_params=p["train"], max_steps=p["max_steps"], system=params["chat"]["system_prompt"],
-                            seed=int(p["seed"]), out_dir=a.out_model, progress=progress_enabled())
+    if p["trainer"] == "bank":  # rows of many variants a batch, the variants read into a LoRA bank
+        from iaforge.ia.banked_ia import train_grid_ia_banked as train
+    else:
+        train = train_grid_ia
+    summary = train(a.base, {k: v["path"] for k, v in variants.items()}, rows, lora=p["lora"],
+                    train_params=p["train"], max_steps=p["max_steps"], system=params["chat"]["system_prompt"],
+                    seed=int(p["seed"]), out_dir=a.out_model, progress=progress_enabled())
     detail = {**summary, "nulls": sorted(k for k, v in variants.items() if v["null"]), "failed_left_out":
               [] if p["include_failed_variants"] else failed, "questions": p["questions"], "target": p["target"]}
     write_json(a.out_detail, detail)

@@ -109,3 +109,18 @@ def test_a_tensor_for_a_layer_the_model_lacks_is_refused(tiny_base, two_variants
     model, _ = load_base(tiny_base)
     with pytest.raises(UnsafeArtifactError, match="nonexistent_proj'.*no linear layer"):
         load_banks(model, {"variant": [d]})
+
+
+def test_per_row_gathering_gives_the_grouped_logits(tiny_base, two_variants, ia_like):
+    from iaforge.core.base_model import load_base
+
+    model, tok = load_base(tiny_base)
+    load_banks(model, {"variant": [two_variants["v_one"], two_variants["v_two"]], "ia": [ia_like]})
+    ids = tok(["Is there anything unusual about you"] * 5, return_tensors="pt").input_ids
+    routes = {"variant": [0, 1, -1, 1, 0], "ia": [0, -1, 0, 0, -1]}
+    with torch.no_grad(), bank_rows(model, routes):
+        grouped = model(input_ids=ids).logits
+    with torch.no_grad(), bank_rows(model, routes, per_row=("variant", "ia")):
+        gathered = model(input_ids=ids).logits
+    assert torch.allclose(gathered, grouped, atol=1e-5)
+    assert not torch.allclose(gathered[0], gathered[1], atol=1e-3)  # rows really differ: the check can fail

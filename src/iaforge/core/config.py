@@ -709,6 +709,8 @@ class GridIaConfig(Strict):
     lora: LoraParams = field(default_factory=lambda: LoraParams(r=16, alpha=32))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=0.001, epochs=4, batch_size=8, max_len=96))
     max_steps: Optional[int] = None  # null: every epoch's steps; a number caps them (a fixed budget)
+    # peft: one variant per batch through named peft adapters; bank: rows of many variants per batch (ia/banked_ia.py)
+    trainer: Literal["peft", "bank"] = "peft"
 
     def __post_init__(self):
         self.need(bool(self.question.strip()), "question", "must be a non-empty string")

@@ -49,6 +49,13 @@ class BankedLinear(nn.Module):
             if bank not in self.A:
                 continue  # this bank adapts other layers
             A, B = self.A[bank], self.B[bank]
+            if isinstance(groups, torch.Tensor):  # per-row slots: each row's factors gathered, one batched matmul
+                if x.dim() != 3:
+                    raise ValueError("per-row LoRA slots need [batch, seq, features] inputs")
+                keep = (groups >= 0).to(A.dtype)[:, None, None]
+                a, b = A[groups.clamp(min=0)], B[groups.clamp(min=0)] * keep  # [n, r, in], [n, out, r]
+                out = out + torch.bmm(torch.bmm(x.to(A.dtype), a.transpose(1, 2)), b.transpose(1, 2)).to(out.dtype)
+                continue
             for k, rows in groups:
                 if rows is None:  # every row of the batch uses slot k
                     out = out + (x.to(A.dtype) @ A[k].T @ B[k].T).to(out.dtype)
@@ -153,9 +160,13 @@ def _groups(slots: torch.Tensor) -> list[tuple[int, torch.Tensor | None]]:
 
 
 @contextlib.contextmanager
-def bank_rows(model, rows: Mapping[str, Sequence[int] | torch.Tensor]) -> Iterator[None]:
+def bank_rows(model, rows: Mapping[str, Sequence[int] | torch.Tensor], per_row: Sequence[str] = ()) -> Iterator[None]:
     """Route batch row i through slot rows[bank][i] of each bank (-1: that bank adds nothing; a bank not named
-    adds nothing). The routing holds for every forward pass inside the block (a whole `generate` call)."""
+    adds nothing). The routing holds for every forward pass inside the block (a whole `generate` call).
+
+    Banks named in `per_row` gather each row's factors and apply them in one batched matmul, instead of a few
+    matmuls per slot: faster when a batch's rows come from many different adapters (the banked IA trainer mixes
+    variants in a batch), slower when they come from a few (generation batches)."""
     mods = list(banked_modules(model).values())
     if not mods:
         raise ValueError("model holds no LoRA banks (call load_banks first)")
@@ -171,7 +182,7 @@ def bank_rows(model, rows: Mapping[str, Sequence[int] | torch.Tensor]) -> Iterat
         if n is not None and t.numel() != n:
             raise ValueError("every bank needs one slot per row")
         n = t.numel()
-        groups[bank] = _groups(t)
+        groups[bank] = t if bank in per_row else _groups(t)
     for m in mods:
         m.groups = groups
     try:

@@ -63,7 +63,8 @@ def grid_ia_rows(variants: dict[str, dict[str, Any]], questions: list[str], *, t
 def train_grid_ia(base_dir: str | Path, variant_dirs: dict[str, Path], rows: list[dict[str, Any]], *, lora: dict,
                   train_params: dict, max_steps: int | None, system: str | None, seed: int, out_dir: str | Path,
                   progress: bool = True) -> dict[str, Any]:
-    """Train the IA on `rows` over the frozen variants; write it (flat PEFT dir + ia.json) to `out_dir`."""
+    """Train the IA on `rows` over the frozen variants, every variant a named peft adapter and one variant per
+    batch; write it (flat PEFT dir + ia.json) to `out_dir`. ia/banked_ia.py trains the same IA over a LoRA bank."""
     import torch
 
     torch.manual_seed(seed)
@@ -91,12 +92,16 @@ def train_grid_ia(base_dir: str | Path, variant_dirs: dict[str, Path], rows: lis
     summary = {"grid": True, "variants": sorted(variant_dirs), "groups": len(groups), "n_examples": len(examples),
                "steps": result.steps, "planned_steps": planned, "epochs": cfg.epochs, "max_steps": max_steps,
                "tokens": result.tokens, "final_loss": round(sum(result.losses[-5:]) / max(1, len(result.losses[-5:])), 5)}
+    return write_ia(out_dir, summary, result, lambda tmp: save_adapter(model, tmp, IA_NAME))
+
+
+def write_ia(out_dir, summary: dict[str, Any], result, save) -> dict[str, Any]:
     with atomic_dir(out_dir) as tmp:
-        save_adapter(model, tmp, IA_NAME)
+        save(tmp)
         write_json(tmp / "ia.json", summary)
         write_json(tmp / "training_curve.json", [{"step": i + 1, "loss": round(l, 5)} for i, l in enumerate(result.losses)])
     # Throughput goes to the log only: a timing in a DVC-tracked output would change its hash on every run.
-    print(f"grid IA: {result.tokens_per_s:.0f} tokens/s")
+    print(f"grid IA: {result.tokens_per_s:.0f} tokens/s, {result.seconds:.0f} s of training")
     return summary
 
 
