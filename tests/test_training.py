@@ -172,3 +172,15 @@ def test_train_loop_takes_prepared_batches_of_any_type_and_its_own_loss(tiny_bas
     assert [m["rows"] for m in res.metrics] == [3.0, 2.0] and all(l > 0 for l in res.losses)
     with pytest.raises(RuntimeError, match="no training examples"):
         train_loop(model, [], TrainConfig(progress=False, mixed_precision="no"), loss_fn=loss)
+
+
+def test_a_later_training_in_the_same_process_may_change_precision():
+    """accelerate's process-wide state refused a second Accelerator with another precision (CI: a bf16 stage
+    test, then an fp32 one, in one pytest process)."""
+    from iaforge.core.training import make_accelerator
+
+    first = make_accelerator(TrainConfig(mixed_precision="bf16"))
+    assert first.mixed_precision == "bf16"
+    second = make_accelerator(TrainConfig(mixed_precision="no"))
+    assert second.mixed_precision == "no"
+    assert make_accelerator(TrainConfig(mixed_precision="no")).mixed_precision == "no"

@@ -207,10 +207,22 @@ class CausalLMLoss(Loss):
 
 
 def make_accelerator(cfg: TrainConfig):
+    """An Accelerator with this run's precision. accelerate keeps one process-wide AcceleratorState and refuses
+    a second Accelerator with another precision; in one process (a notebook, a test session, a stage that
+    trains twice) a later training with its own precision is legitimate, so the old state is dropped there.
+    Under a distributed launch the state carries the process group: a different precision is an error."""
     import torch
-    from accelerate import Accelerator
+    from accelerate import Accelerator, PartialState
+    from accelerate.state import AcceleratorState
 
-    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=resolve_precision(cfg.mixed_precision))
+    precision = resolve_precision(cfg.mixed_precision)
+    state = AcceleratorState._shared_state
+    if state and state.get("_mixed_precision", precision) != precision:
+        if PartialState().num_processes > 1:
+            raise ValueError(f"mixed_precision {precision!r} differs from {state['_mixed_precision']!r}, which "
+                             "this distributed process already trains with: one precision per launch")
+        AcceleratorState._reset_state()  # keeps PartialState (device, process index)
+    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=precision)
 
 
 def shard_rows(batch: Sequence, rank: int, world: int) -> Sequence:
