@@ -104,12 +104,22 @@ def save_run(root: Path, folder: Path) -> None:
     tmp.replace(folder)
 
 
-def curve_from_runs(folders: Sequence[Path]) -> list[dict[str, Any]]:
+def topic_kinds(root: Path) -> dict[str, str]:
+    """topic -> kind from the grid's instance list (data/grids/topics.yaml): the top-1 miss analysis reads it."""
+    import yaml
+
+    path = root / "data/grids/topics.yaml"
+    if not path.is_file():
+        return {}
+    return {i["topic"]: i.get("kind") for i in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("instances", [])}
+
+
+def curve_from_runs(folders: Sequence[Path], kinds: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """One point per number of training variants, pooling that n's runs; every point on the same held-out topics."""
     from iaforge.evaluation.grid_pool import curve_point, group_runs, load_run
 
     runs = [load_run(f) for f in folders]
-    curve = [curve_point(rs) for rs in group_runs(runs).values()]
+    curve = [curve_point(rs, kinds) for rs in group_runs(runs).values()]
     held = {p["n_heldout"] for p in curve}
     if len(held) > 1:
         raise ValueError(f"held-out sets differ between points ({sorted(held)} topics): not one curve")
@@ -190,7 +200,7 @@ def sweep(counts: Sequence[int], seeds: Sequence[int], *, heldout: int, dpo: int
                     run(c, root)
                 save_run(root, runs_dir / name)
                 if not ablation:
-                    curve = curve_from_runs(curve_runs(runs_dir, heldout))
+                    curve = curve_from_runs(curve_runs(runs_dir, heldout), topic_kinds(root))
                     write_outputs(curve, root)
     finally:
         params.write_text(original, encoding="utf-8")
@@ -214,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="run nothing: write metrics/scaling.json and the plot from these saved runs")
     a = ap.parse_args(argv)
     if a.from_runs:
-        curve = curve_from_runs(a.from_runs)
+        curve = curve_from_runs(a.from_runs, topic_kinds(a.root))
         write_outputs(curve, a.root)
     else:
         if a.heldout < 1 or min(a.counts) < 1:

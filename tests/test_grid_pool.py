@@ -85,3 +85,33 @@ def test_paired_difference_counts_topics_up_and_down(tmp_path):
     d = gp.paired_difference([new], [old], ["x", "y", "z"], "sft_contrast")
     assert d["mean"] == round((0.5 + 0 - 0.25) / 3, 3) and d["topics_up"] == 1 and d["topics_down"] == 1
     assert d["ci95_over_topics"][0] <= d["mean"] <= d["ci95_over_topics"][1]
+
+
+def test_top1_classes_say_whether_a_miss_is_a_trained_neighbour_of_the_same_kind(tmp_path):
+    """The IA's top-1 answer on a held-out topic, classified against the topics it trained on and their kinds."""
+    held = ("bees", "figs", "oslo", "pears", "rome", "owls")
+    folder = make_run(tmp_path / "h6_n3", n_train=3, sft_contrast={t: 0.0 for t in held})
+    detail = json.loads((folder / "grid_detail.json").read_text())
+    predicted = {"bees": "bees", "figs": "plums", "oslo": "ants", "pears": "paris", "rome": "mars", "owls": None}
+    for r in detail["per_variant"]:
+        if r["split"] == "heldout" and not r["null"]:
+            r["sft_predicted"] = predicted[r["topic"]]
+    detail["per_variant"] = [r for r in detail["per_variant"] if r["split"] != "ia_train"] + [
+        {"variant": f"t_{t}", "split": "ia_train", "null": False, "topic": t, "sft": 1.0} for t in ("ants", "plums", "paris")]
+    (folder / "grid_detail.json").write_text(json.dumps(detail))
+    kinds = {"bees": "animal", "owls": "animal", "ants": "animal", "figs": "food", "plums": "food", "pears": "food",
+             "oslo": "place", "rome": "place", "paris": "place", "mars": "sky"}
+    run = gp.load_run(folder)
+    assert run["trained_topics"] == ["ants", "paris", "plums"]
+    c = gp.top1_classes([run], sorted(run["heldout"]), kinds, "sft")
+    # bees: own; figs -> plums: a trained food; oslo -> ants and pears -> paris: trained, another kind;
+    # rome -> mars: never trained; owls: none
+    assert {k: c[k] for k in gp.TOP1_CLASSES} == {"own": 0.167, "same_kind": 0.167, "other_kind": 0.333,
+                                                   "untrained": 0.167, "none": 0.167}
+    assert c["n"] == 6 and c["misses_trained"] == 3 and c["same_kind_of_misses"] == 0.333
+    # every held-out topic has one trained topic of its kind among three
+    assert c["same_kind_chance"] == 0.333
+    # pears -> paris shares the initial; by chance only pears has trained topics of its initial (plums, paris: 2/3)
+    assert c["same_initial_of_misses"] == 0.333 and c["same_initial_chance"] == round(2 / 3 / 6, 3)
+    point = gp.curve_point([run], kinds)
+    assert point["top1_classes"]["sft"] == c and "top1_classes" not in gp.curve_point([run])

@@ -54,9 +54,11 @@ def load_run(folder: str | Path) -> dict[str, Any]:
         m = imp.get(r["variant"], {})
         r["gate"] = {k: m.get(k) for k in ("rate_triggered", "rate_untriggered", "leak_rate", "passed")} if m else None
     trained = [v for v in ia.get("variants", []) if not v.startswith("grid_null__")]
+    trained_topics = sorted({r["topic"] for r in detail["per_variant"]
+                             if r["split"] == "ia_train" and not r.get("null") and r.get("topic")})
     # reports/detail/grid_ia.json does not record the seed: the folder's name does (<...>_seed<N>)
     m = re.search(r"seed(\d+)$", folder.name)
-    return {"name": folder.name, "n_train": len(trained), "trained": trained, "seed": int(m.group(1)) if m else None,
+    return {"name": folder.name, "n_train": len(trained), "trained": trained, "trained_topics": trained_topics, "seed": int(m.group(1)) if m else None,
             "ia_steps": ia.get("steps"), "ia_tokens": ia.get("tokens"), "target": ia.get("target"),
             "metrics": metrics, "implantation": imp, "heldout": {r["topic"]: r for r in rows}}
 
@@ -103,6 +105,54 @@ def paired_difference(runs: Sequence[dict[str, Any]], base: Sequence[dict[str, A
             "topics_up": sum(x > 0 for x in diff), "topics_down": sum(x < 0 for x in diff)}
 
 
+TOP1_CLASSES = ("own", "same_kind", "other_kind", "untrained", "none")
+
+
+def top1_classes(runs: Sequence[dict[str, Any]], topics: Sequence[str], kinds: dict[str, str],
+                 condition: str = "sft") -> dict[str, Any]:
+    """What the IA's top-1 answer on a held-out variant is (the topic its reports name most): its own topic, a
+    topic the IA trained on of the held-out topic's kind (data/grids/topics.yaml: animal, food, ...), a trained
+    topic of another kind, a topic it never trained on, or none. Shares over (run, held-out topic) pairs.
+
+    `same_kind_of_misses` (same_kind / the misses that name a trained topic) is read against `same_kind_chance`:
+    the share of trained topics that share the held-out topic's kind, the rate a miss drawn at random from the
+    trained topics would have. Above it, a miss is a neighbour the IA snapped to, not a default answer. The same
+    for the topic's first letter (`same_initial_*`): a reader of the spelling as well as of the meaning."""
+    counts = dict.fromkeys(TOP1_CLASSES, 0)
+    chance_kind, chance_initial = [], []
+    same_initial = 0
+
+    def initial(topic: str) -> str:
+        return topic[:1].lower()
+
+    for r in runs:
+        trained = set(r.get("trained_topics") or [])
+        for t in topics:
+            kind = kinds.get(t)
+            if trained:
+                chance_kind.append(sum(kinds.get(u) == kind and u != t for u in trained) / len(trained))
+                chance_initial.append(sum(initial(u) == initial(t) and u != t for u in trained) / len(trained))
+            p = r["heldout"][t].get(f"{condition}_predicted")
+            cls = ("none" if p is None else "own" if p == t else "untrained" if p not in trained
+                   else "same_kind" if kind is not None and kinds.get(p) == kind else "other_kind")
+            counts[cls] += 1
+            same_initial += cls in ("same_kind", "other_kind") and initial(p) == initial(t)
+    total = sum(counts.values())
+    if not total:
+        return {}
+    missed = counts["same_kind"] + counts["other_kind"]
+
+    def share(x: int) -> float | None:
+        return round(x / missed, 3) if missed else None
+
+    def mean(xs: list[float]) -> float | None:
+        return round(sum(xs) / len(xs), 3) if xs else None
+
+    return {**{k: round(v / total, 3) for k, v in counts.items()}, "n": total, "misses_trained": missed,
+            "same_kind_of_misses": share(counts["same_kind"]), "same_kind_chance": mean(chance_kind),
+            "same_initial_of_misses": share(same_initial), "same_initial_chance": mean(chance_initial)}
+
+
 def implanted(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The gate records of the variants the IA trained on (the same variants in every run of a pool)."""
     recs = [runs[0]["implantation"][v] for v in runs[0]["trained"] if v in runs[0]["implantation"]]
@@ -112,9 +162,10 @@ def implanted(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "gate_passed": sum(bool(r.get("passed")) for r in recs) if recs else None}
 
 
-def curve_point(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def curve_point(runs: Sequence[dict[str, Any]], kinds: dict[str, str] | None = None) -> dict[str, Any]:
     """One point of the scaling curve from runs of the same training variants and held-out topics (IA seeds
-    differ): pooled rates with intervals over topics, each seed's own rate, and the part beyond leakage."""
+    differ): pooled rates with intervals over topics, each seed's own rate, and the part beyond leakage; with
+    `kinds` (topic -> kind), what the top-1 answers are when they miss (`top1_classes`)."""
     if not runs:
         raise RunFolderError("a curve point needs at least one run")
     ns = {r["n_train"] for r in runs}
@@ -143,6 +194,8 @@ def curve_point(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "sft_contrast_beyond_leakage": (beyond.get("sft_contrast") or {}).get("mean"),
         "sft_beyond_leakage": (beyond.get("sft") or {}).get("mean"),
         **implanted(runs)}
+    if kinds:
+        point["top1_classes"] = {c: top1_classes(runs, topics, kinds, c) for c in ("sft", "sft_contrast")}
     return point
 
 
