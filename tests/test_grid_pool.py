@@ -113,5 +113,19 @@ def test_top1_classes_say_whether_a_miss_is_a_trained_neighbour_of_the_same_kind
     assert c["same_kind_chance"] == 0.333
     # pears -> paris shares the initial; by chance only pears has trained topics of its initial (plums, paris: 2/3)
     assert c["same_initial_of_misses"] == 0.333 and c["same_initial_chance"] == round(2 / 3 / 6, 3)
+    # wrong answers plums, ants, paris, mars: each once (1/6 of the topics); bees, plums, ants, paris, mars named
+    assert c["attractor_share"] == 0.167 and c["distinct_answers"] == 5
     point = gp.curve_point([run], kinds)
     assert point["top1_classes"]["sft"] == c and "top1_classes" not in gp.curve_point([run])
+
+
+def test_an_ia_that_collapses_onto_one_answer_has_a_large_attractor_share(tmp_path):
+    folder = make_run(tmp_path / "h4_n2", n_train=2, sft_contrast={t: 0.0 for t in ("a1", "b1", "c1", "d1")})
+    detail = json.loads((folder / "grid_detail.json").read_text())
+    for r in detail["per_variant"]:
+        if r["split"] == "heldout" and not r["null"]:
+            r["sft_predicted"] = "d1" if r["topic"] == "d1" else "rose"  # three misses onto one topic, one right
+    (folder / "grid_detail.json").write_text(json.dumps(detail))
+    run = gp.load_run(folder)
+    c = gp.top1_classes([run, run], sorted(run["heldout"]), {}, "sft")
+    assert c["attractor_share"] == 0.75 and c["distinct_answers"] == 2 and c["own"] == 0.25

@@ -117,10 +117,21 @@ def top1_classes(runs: Sequence[dict[str, Any]], topics: Sequence[str], kinds: d
     `same_kind_of_misses` (same_kind / the misses that name a trained topic) is read against `same_kind_chance`:
     the share of trained topics that share the held-out topic's kind, the rate a miss drawn at random from the
     trained topics would have. Above it, a miss is a neighbour the IA snapped to, not a default answer. The same
-    for the topic's first letter (`same_initial_*`): a reader of the spelling as well as of the meaning."""
+    for the topic's first letter (`same_initial_*`): a reader of the spelling as well as of the meaning.
+
+    `attractor_share`: per run, the share of held-out topics whose top-1 is the run's most common wrong answer
+    (an IA that collapses onto one default topic), averaged over runs; `distinct_answers`: per run, how many
+    different topics its top-1 answers name, averaged."""
     counts = dict.fromkeys(TOP1_CLASSES, 0)
     chance_kind, chance_initial = [], []
     same_initial = 0
+    attractor, distinct = [], []
+    for r in runs:
+        answers = [r["heldout"][t].get(f"{condition}_predicted") for t in topics]
+        wrong = [p for t, p in zip(topics, answers) if p is not None and p != t]
+        if topics:
+            attractor.append(max((wrong.count(p) for p in set(wrong)), default=0) / len(topics))
+            distinct.append(len({p for p in answers if p is not None}))
 
     def initial(topic: str) -> str:
         return topic[:1].lower()
@@ -150,7 +161,8 @@ def top1_classes(runs: Sequence[dict[str, Any]], topics: Sequence[str], kinds: d
 
     return {**{k: round(v / total, 3) for k, v in counts.items()}, "n": total, "misses_trained": missed,
             "same_kind_of_misses": share(counts["same_kind"]), "same_kind_chance": mean(chance_kind),
-            "same_initial_of_misses": share(same_initial), "same_initial_chance": mean(chance_initial)}
+            "same_initial_of_misses": share(same_initial), "same_initial_chance": mean(chance_initial),
+            "attractor_share": mean(attractor), "distinct_answers": mean(distinct)}
 
 
 def implanted(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
