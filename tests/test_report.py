@@ -106,6 +106,19 @@ def test_report_draws_the_scaling_curve_with_its_intervals_and_baselines():
     assert "0.67 [0.52, 0.81]" in sec and "0.64 0.70" in sec and "0.57 (11)" in sec and "0/48" in sec
     assert "the bare topic" in sec  # the curve says what its IA was trained to answer
     assert "Grid IA scaling" not in build_report(**_inputs())  # no sweep, no section
+    assert "attractor" not in sec  # points without the top-1 analysis: no table for it
+
+
+def test_report_says_what_the_ia_answers_when_it_misses():
+    t = {"own": 0.24, "same_kind": 0.18, "other_kind": 0.58, "untrained": 0.0, "none": 0.0, "n": 72,
+         "same_kind_of_misses": 0.236, "same_kind_chance": 0.075, "same_initial_of_misses": 0.182,
+         "same_initial_chance": 0.043, "attractor_share": 0.25, "distinct_answers": 13.0}
+    pts = [{"n_train": 24, "n_heldout": 24, "sft_contrast": 0.34, "top1_classes": {"sft": t, "sft_contrast": {}}}]
+    sec = build_report(**_inputs(), scaling=pts)
+    sec = sec[sec.index("Grid IA scaling"):]
+    table = sec[sec.index("attractor"):]
+    assert "0.24 (0.07)" in table and "0.18 (0.04)" in table and ">plain<" in table
+    assert ">contrastive<" not in table  # an empty analysis (no runs) gets no row
 
 
 def test_report_puts_the_judges_side_by_side_on_the_blind_set():

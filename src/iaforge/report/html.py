@@ -440,6 +440,22 @@ def scaling_section(points: Sequence[dict]) -> list[str]:
                      [[p["n_train"], p.get("implanted_triggered"), p.get("implanted_untriggered"),
                        p.get("implanted_leak"), None if p.get("gate_passed") is None else f"{p['gate_passed']}/{p['n_train']}"]
                       for p in pts]))
+    classed = [p for p in pts if p.get("top1_classes")]
+    if classed:
+        out.append('<p class="muted">What the IA\'s top-1 answer on a held-out variant is (evaluation/grid_pool.py '
+                   "top1_classes; shares over runs and held-out topics): its own topic, a topic it trained on of the "
+                   "same kind (data/grids/topics.yaml) or of another kind, a topic it never trained on, or none. Misses "
+                   "that share the truth's kind or first letter, against the share of trained topics that do (chance). "
+                   "Attractor: the share of held-out topics answered with the run's most common wrong topic.</p>")
+        pair = lambda t, k: None if t.get(f"{k}_of_misses") is None else f"{t[f'{k}_of_misses']:.2f} ({t[f'{k}_chance']:.2f})"
+        out.append(table(["training variants", "IA", "own", "trained, same kind", "trained, other kind", "untrained",
+                          "none", "misses: same kind (chance)", "misses: same initial (chance)", "attractor",
+                          "distinct answers"],
+                         [[p["n_train"], "contrastive" if c == "sft_contrast" else "plain", t.get("own"),
+                           t.get("same_kind"), t.get("other_kind"), t.get("untrained"), t.get("none"),
+                           pair(t, "same_kind"), pair(t, "same_initial"), t.get("attractor_share"),
+                           t.get("distinct_answers")]
+                          for p in classed for c, t in p["top1_classes"].items() if t]))
     return out
 
 
