@@ -14,7 +14,7 @@ params.yaml is restored at the end, even on failure.
 Each run is a grid run (variants, implantation, IA, evaluation): shards already built for a smaller n come back
 from DVC's cache, so the sweep trains each variant once; a second seed costs the IA and its evaluation only.
     python experiments/scaling.py --counts 24 48 72 --seeds 0 2 --heldout 24 --dry-run
-    python experiments/scaling.py --from-runs experiments/results/grid_seeds/h24_n*_seed*   # the curve only
+    python experiments/scaling.py --from-saved --heldout 24   # the curve only, from every saved curve run
 
 The single-seed sweep on 8 held-out topics with 6-epoch variants (the eleventh-twelfth sessions' curve) is kept,
 frozen, in experiments/results/grid_scaling/curve_6epochs_h8.{json,csv}.
@@ -222,9 +222,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "h<H>_n<N>_NAME_seed<S>, and the curve is not touched")
     ap.add_argument("--from-runs", nargs="+", type=Path, metavar="FOLDER",
                     help="run nothing: write metrics/scaling.json and the plot from these saved runs")
+    ap.add_argument("--from-saved", action="store_true",
+                    help="run nothing: the same from every saved curve run on --heldout topics under --runs-dir "
+                         "(ablations left out)")
     a = ap.parse_args(argv)
-    if a.from_runs:
-        curve = curve_from_runs(a.from_runs, topic_kinds(a.root))
+    if a.from_runs or a.from_saved:
+        runs_dir = a.runs_dir if a.runs_dir.is_absolute() else a.root / a.runs_dir
+        folders = a.from_runs or curve_runs(runs_dir, a.heldout)
+        if not folders:
+            ap.error(f"--from-saved: no saved curve run on {a.heldout} held-out topics under {runs_dir}")
+        curve = curve_from_runs(folders, topic_kinds(a.root))
         write_outputs(curve, a.root)
     else:
         if a.heldout < 1 or min(a.counts) < 1:

@@ -446,6 +446,22 @@ def test_scaling_refuses_points_on_different_heldout_sets(tmp_path):
         sc.curve_from_runs(sorted((tmp_path / "runs").iterdir()))
 
 
+def test_scaling_rebuilds_the_curve_from_saved_curve_runs_and_leaves_ablations_out(tmp_path, capsys):
+    sc = _scaling()
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text(sc.set_counts((ROOT / "params.yaml").read_text(),
+                                                        {"ia_train": 8, "dpo": 0, "heldout": 2}))
+    _fake_grid_run(tmp_path, ("a", "b"))
+    for name in ("h2_n8_seed0", "h2_n8_seed2", "h2_n8_steps600_seed0"):  # the ablation repeats seed 0
+        sc.save_run(tmp_path, tmp_path / sc.RUNS_DIR / name)
+    assert sc.main(["--from-saved", "--heldout", "2", "--root", str(tmp_path)]) == 0
+    (point,) = json.loads((tmp_path / "metrics/scaling.json").read_text())
+    assert point["runs"] == ["h2_n8_seed0", "h2_n8_seed2"]
+    with pytest.raises(SystemExit) as e:
+        sc.main(["--from-saved", "--heldout", "24", "--root", str(tmp_path)])
+    assert e.value.code == 2 and "no saved curve run on 24" in capsys.readouterr().err
+
+
 def test_scaling_saves_only_the_runs_shards_gate_records(tmp_path):
     sc = _scaling()
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(
