@@ -126,17 +126,16 @@ def top1_classes(runs: Sequence[dict[str, Any]], topics: Sequence[str], kinds: d
     chance_kind, chance_initial = [], []
     same_initial = 0
     attractor, distinct = [], []
+
+    def initial(topic: str) -> str:
+        return topic[:1].lower()
+
     for r in runs:
         answers = [r["heldout"][t].get(f"{condition}_predicted") for t in topics]
         wrong = [p for t, p in zip(topics, answers) if p is not None and p != t]
         if topics:
             attractor.append(max((wrong.count(p) for p in set(wrong)), default=0) / len(topics))
             distinct.append(len({p for p in answers if p is not None}))
-
-    def initial(topic: str) -> str:
-        return topic[:1].lower()
-
-    for r in runs:
         trained = set(r.get("trained_topics") or [])
         for t in topics:
             kind = kinds.get(t)
