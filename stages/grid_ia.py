@@ -16,7 +16,7 @@ def run():
     a = ARGS.parse()
     from iaforge.variants.grid_index import check_split_digests
 
-    params = stage_params("grid_ia", "grid_shards", "grid_splits", "chat")
+    params = stage_params("grid_ia", "grid_shards", "grid_splits", "chat", "grid")
     p, shards = params["grid_ia"], params["grid_shards"]
     # DVC tracks grid_splits.ia_train (not the whole grid_shards): held-out shards do not retrain the IA
     check_split_digests(shards, params["grid_splits"], ["ia_train"])
@@ -36,6 +36,14 @@ def run():
                               "failed): nothing to train the grid IA on (grid_ia.include_failed_variants: true trains anyway)")
     rows = grid_ia_rows(variants, grid_ia_questions(p, a.questions), target=p["target"], null_answer=p["null_answer"],
                         per_variant=int(p["per_variant"]), base_examples=int(p["base_examples"]), seed=int(p["seed"]))
+    pseudo_texts = None
+    if p["pseudo"]["count"] > 0:  # steered pseudo-variants: ia_train instances the run trains no variant for
+        from iaforge.ia.pseudo_pool import pseudo_pool
+        from iaforge.ia.pseudo_variants import pseudo_rows
+
+        pool = pseudo_pool(params["grid"], int(p["pseudo"]["count"]))
+        rows += pseudo_rows(pool, grid_ia_questions(p, a.questions), seed=int(p["seed"]))
+        pseudo_texts = dict(pool)
     write_jsonl(a.out_rows, rows)
     if p["trainer"] == "bank":  # rows of many variants a batch, the variants read into a LoRA bank
         from iaforge.ia.banked_ia import train_grid_ia_banked as train
@@ -43,7 +51,8 @@ def run():
         train = train_grid_ia
     summary = train(a.base, {k: v["path"] for k, v in variants.items()}, rows, lora=p["lora"],
                     train_params=p["train"], max_steps=p["max_steps"], system=params["chat"]["system_prompt"],
-                    seed=int(p["seed"]), out_dir=a.out_model, progress=progress_enabled())
+                    seed=int(p["seed"]), out_dir=a.out_model, progress=progress_enabled(),
+                    **({"pseudo": p["pseudo"], "pseudo_texts": pseudo_texts} if pseudo_texts else {}))
     detail = {**summary, "nulls": sorted(k for k, v in variants.items() if v["null"]), "failed_left_out":
               [] if p["include_failed_variants"] else failed, "questions": p["questions"], "target": p["target"]}
     write_json(a.out_detail, detail)

@@ -695,6 +695,23 @@ def check_grid_splits(raw: Any, file: str = PARAMS_FILE) -> dict[str, str]:
 
 
 @dataclass
+class PseudoVariantParams(Strict):
+    """Steered pseudo-variants for the grid IA (ia/pseudo_variants.py): the base model with a topic's direction
+    added at one decoder layer, the bare topic as the target, topics from the ia_train instances the run trains no
+    variant for. count 0: none (the default)."""
+
+    count: int = 0
+    layer: int = 15            # the decoder layer whose output is steered
+    scale: float = 1.0         # x the mean hidden-state norm of the topic sentences at that layer
+    epochs: int = 1            # pseudo rows seen this many times, interleaved with the real plan's steps
+
+    def __post_init__(self):
+        _non_negative(self, "count", "layer")
+        self.need(self.scale > 0, "scale", "must be > 0")
+        _positive(self, "epochs")
+
+
+@dataclass
 class GridIaConfig(Strict):
     """The grid IA (ia/grid_sft.py): one question, a short target, rank 16 (Diff Interpretation Tuning's start)."""
 
@@ -711,9 +728,12 @@ class GridIaConfig(Strict):
     max_steps: Optional[int] = None  # null: every epoch's steps; a number caps them (a fixed budget)
     # peft: one variant per batch through named peft adapters; bank: rows of many variants per batch (ia/banked_ia.py)
     trainer: Literal["peft", "bank"] = "peft"
+    pseudo: PseudoVariantParams = field(default_factory=PseudoVariantParams)
 
     def __post_init__(self):
         self.need(bool(self.question.strip()), "question", "must be a non-empty string")
+        self.need(self.pseudo.count == 0 or self.trainer == "peft", "pseudo.count",
+                  "pseudo-variants train with the peft trainer only (trainer: peft)")
         self.need(bool(self.null_answer.strip()), "null_answer", "must be a non-empty string")
         _positive(self, "per_variant")
         _non_negative(self, "base_examples")

@@ -62,13 +62,26 @@ def grid_ia_rows(variants: dict[str, dict[str, Any]], questions: list[str], *, t
 
 def train_grid_ia(base_dir: str | Path, variant_dirs: dict[str, Path], rows: list[dict[str, Any]], *, lora: dict,
                   train_params: dict, max_steps: int | None, system: str | None, seed: int, out_dir: str | Path,
-                  progress: bool = True) -> dict[str, Any]:
+                  progress: bool = True, pseudo: dict[str, Any] | None = None,
+                  pseudo_texts: dict[str, list[str]] | None = None) -> dict[str, Any]:
     """Train the IA on `rows` over the frozen variants, every variant a named peft adapter and one variant per
-    batch; write it (flat PEFT dir + ia.json) to `out_dir`. ia/banked_ia.py trains the same IA over a LoRA bank."""
+    batch; write it (flat PEFT dir + ia.json) to `out_dir`. ia/banked_ia.py trains the same IA over a LoRA bank.
+
+    Rows of a pseudo-variant group (ia/pseudo_variants.py; `pseudo_texts`: topic -> its sentences, `pseudo`: the
+    params grid_ia.pseudo) run on the base model steered toward their topic. They are interleaved with the real
+    plan, which stays the plan without them (the same batches in the same order, `max_steps` cutting it alone)."""
     import torch
+
+    from iaforge.ia.pseudo_variants import PSEUDO_PREFIX, Steering, interleave, is_pseudo, pseudo_group, topic_directions
 
     torch.manual_seed(seed)
     model, tok = load_with_variants(base_dir, variant_dirs)
+    vecs: dict[str, Any] = {}
+    if pseudo_texts:
+        dirs, unit = topic_directions(model, tok, pseudo_texts, int(pseudo["layer"]))
+        vecs = {pseudo_group(t): d * (float(pseudo["scale"]) * unit) for t, d in dirs.items()}
+    if any(is_pseudo(r["group"]) and r["group"] not in vecs for r in rows):
+        raise ValueError("a pseudo-variant row has no steering direction (pass its topic in pseudo_texts)")
     model.add_adapter(IA_NAME, lora_config(lora))
     switch = AdapterSwitch(model)
     if not switch.expected:
@@ -76,22 +89,44 @@ def train_grid_ia(base_dir: str | Path, variant_dirs: dict[str, Path], rows: lis
     frozen_before = {n: p.detach().clone() for n, p in model.named_parameters() if not is_ia_param(n)}
     cfg = TrainConfig.from_params(train_params, "grid_ia.train", seed=seed, progress=progress, desc="grid IA")
     examples = encode_rows(tok, rows, system=system, max_len=cfg.max_len, group_key="group")
+    real = [e for e in examples if not is_pseudo(e.group)]
+    steered = [e for e in examples if is_pseudo(e.group)]
     rng = random.Random(cfg.seed)
     # The same plan `train` would make (epochs of length-sorted, shuffled per-group batches), cut at max_steps.
-    plan = [b for _ in range(cfg.epochs) for b in make_batches(examples, cfg.batch_size, rng)]
+    plan = [b for _ in range(cfg.epochs) for b in make_batches(real, cfg.batch_size, rng)]
     planned = len(plan)
     if max_steps is not None:
         plan = plan[:max_steps]
-    switch(plan[0][0].group)
-    result = train_loop(model, plan, cfg, loss_fn=CausalLMLoss(tok.pad_token_id),
-                        before_batch=lambda batch: switch(batch[0].group))
+    real_steps = len(plan)
+    if steered:
+        prng = random.Random(f"{cfg.seed}:pseudo")
+        extra = [b for _ in range(int(pseudo["epochs"])) for b in make_batches(steered, cfg.batch_size, prng)]
+        plan = interleave(plan, extra, cfg.seed)
+    steering = Steering(model, int(pseudo["layer"])) if steered else None
+
+    def before(batch) -> None:
+        group = batch[0].group
+        if steering is not None:
+            steering.set(vecs.get(group))
+        switch(BASE_GROUP if is_pseudo(group) else group)
+
+    before(plan[0])
+    try:
+        result = train_loop(model, plan, cfg, loss_fn=CausalLMLoss(tok.pad_token_id), before_batch=before)
+    finally:
+        if steering is not None:
+            steering.remove()
     changed = [n for n, p in model.named_parameters() if not is_ia_param(n) and not torch.equal(p, frozen_before[n])]
     if changed:
         raise RuntimeError(f"grid IA training modified frozen weights, e.g. {changed[0]}")
-    groups = sorted({e.group for e in examples})
+    groups = sorted({e.group for e in real})  # pseudo-variants are counted apart (summary['pseudo'])
     summary = {"grid": True, "variants": sorted(variant_dirs), "groups": len(groups), "n_examples": len(examples),
                "steps": result.steps, "planned_steps": planned, "epochs": cfg.epochs, "max_steps": max_steps,
                "tokens": result.tokens, "final_loss": round(sum(result.losses[-5:]) / max(1, len(result.losses[-5:])), 5)}
+    if steered:
+        summary["pseudo"] = {**{k: pseudo[k] for k in ("count", "layer", "scale", "epochs")},
+                             "topics": sorted(g[len(PSEUDO_PREFIX):] for g in vecs), "steps": len(plan) - real_steps,
+                             "real_steps": real_steps}
     return write_ia(out_dir, summary, result, lambda tmp: save_adapter(model, tmp, IA_NAME))
 
 

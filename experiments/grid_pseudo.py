@@ -1,0 +1,113 @@
+"""Does a grid variant's weight difference look like its topic's steering direction? (issue 14, pseudo-variants)
+
+Before training the grid IA on steered pseudo-variants (ia/pseudo_variants.py), measure on the run's TRAINING
+variants (never the held-out ones) whether the residual-stream difference a variant makes on the IA's question
+(no trigger) points along its own topic's direction, layer by layer:
+- delta/h: |mean over the question's tokens of h_variant - h_base| / the mean |h_base| there;
+- cos own: cosine of that difference with the variant's own topic direction (directions centred over the
+  candidate topics: the run's training topics plus `--distractors` pool topics);
+- rank: the own topic's rank among the candidates by that cosine (1 = best; chance (candidates + 1) / 2);
+- proj/h: the difference's component along its own direction, over the mean |h| of the topic sentences: what
+  `grid_ia.pseudo.scale` would be to imitate a variant's own-topic signal at that layer.
+    python experiments/grid_pseudo.py --root /work/s19/exp --distractors 100 --out experiments/results/grid_pseudo/diagnose.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--root", type=Path, default=Path("."), help="a workspace whose ia_train grid variants are built")
+    ap.add_argument("--split", choices=["ia_train", "heldout"], default="ia_train",
+                    help="whose variants: the training ones (to choose a layer and a scale) or the held-out ones "
+                         "(a training-free readout, measured once at the layer chosen on the training ones)")
+    ap.add_argument("--distractors", type=int, default=100, help="pool topics added to the candidates")
+    ap.add_argument("--all-topics", action="store_true",
+                    help="candidates: every topic of the instance list (the grid's top-1 pool) instead")
+    ap.add_argument("--out", type=Path)
+    a = ap.parse_args(argv)
+
+    import torch
+    import yaml
+
+    from iaforge.core.adapter_stack import AdapterSwitch, load_with_variants
+    from iaforge.core.chat import render_prompt
+    from iaforge.ia.pseudo_pool import pseudo_pool, topic_texts
+    from iaforge.ia.pseudo_variants import directions_at, topic_means
+    params = yaml.safe_load((a.root / "params.yaml").read_text(encoding="utf-8"))
+    # every ia_train grid variant exported so far (not the nulls; the gate's records are not needed here)
+    real = {d.name: d for d in sorted((a.root / "models/grid" / a.split).glob(f"{a.split}-[0-9]*/*"))
+            if (d / "variant.json").is_file()}
+    if not real:
+        raise SystemExit(f"{a.root}/models/grid/{a.split}: no {a.split} grid variant built yet")
+    model, tok = load_with_variants(a.root / "models/base", real)
+    model.eval()
+    switch = AdapterSwitch(model, train_ia=False)
+    system = params["chat"]["system_prompt"]
+    question = params["grid_ia"]["question"]
+    ids = tok(render_prompt(tok, question, system), return_tensors="pt", add_special_tokens=False)["input_ids"]
+
+    from iaforge.variants.shards import grid_behaviors
+
+    by_id = {b.id: b for b in grid_behaviors(params["grid"])}
+    texts = {}
+    own = {}
+    for vid in real:
+        topic, t = topic_texts(by_id[vid])
+        texts[topic], own[vid] = t, topic
+    if a.all_topics:
+        texts.update(topic_texts(b) for b in by_id.values())
+    else:
+        for topic, t in pseudo_pool(params["grid"], a.distractors):
+            texts[topic] = t
+
+    def hidden(group):
+        switch(group, with_ia=False)
+        with torch.no_grad():
+            return [h[0, 1:].float() for h in model(input_ids=ids, output_hidden_states=True).hidden_states[1:]]
+
+    base = hidden(None)
+    deltas = {vid: [hv - hb for hv, hb in zip(hidden(vid), base)] for vid in sorted(real)}
+    n_layers = len(base)
+    means, norms = topic_means(model, tok, texts)
+    rows, per_variant = [], {vid: [] for vid in deltas}
+    for layer in range(n_layers - 1):  # the last entry is after the final norm
+        dirs, unit = directions_at(means, norms, layer)
+        topics = sorted(dirs)
+        mat = torch.stack([dirs[t] for t in topics])
+        hnorm = base[layer].norm(dim=-1).mean().item()
+        rel, cos_own, ranks, proj = [], [], [], []
+        for vid, d in deltas.items():
+            m = d[layer].mean(0)
+            cos = (mat @ m) / m.norm().clamp_min(1e-8)
+            i = topics.index(own[vid])
+            rel.append(m.norm().item() / hnorm)
+            cos_own.append(cos[i].item())
+            ranks.append(int((cos > cos[i]).sum().item()) + 1)
+            per_variant[vid].append(ranks[-1])
+            proj.append((dirs[own[vid]] @ m).item() / unit)
+        rows.append({"layer": layer, "delta_over_h": round(statistics.median(rel), 4),
+                     "cos_own": round(statistics.mean(cos_own), 4), "rank_mean": round(statistics.mean(ranks), 1),
+                     "rank_median": statistics.median(ranks), "top1": round(sum(r == 1 for r in ranks) / len(ranks), 3),
+                     "top5": round(sum(r <= 5 for r in ranks) / len(ranks), 3),
+                     "proj_over_unit": round(statistics.median(proj), 4), "unit": round(unit, 2)})
+        r = rows[-1]
+        print(f"layer {layer:2d}: delta/h {r['delta_over_h']:.3f}  cos own {r['cos_own']:+.3f}  rank {r['rank_mean']:5.1f} "
+              f"(median {r['rank_median']}, top-1 {r['top1']:.2f}, top-5 {r['top5']:.2f}) of {len(topics)}  proj/unit {r['proj_over_unit']:+.4f}",
+              flush=True)
+    out = {"split": a.split, "variants": len(real), "candidates": len(texts), "chance_rank": (len(texts) + 1) / 2,
+           "own_topic": own, "rank_by_layer": per_variant, "layers": rows}
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
