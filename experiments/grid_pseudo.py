@@ -67,13 +67,60 @@ def main(argv=None) -> int:
         for topic, t in pseudo_pool(params["grid"], a.distractors):
             texts[topic] = t
 
+    logprobs = {}
+
     def hidden(group):
         switch(group, with_ia=False)
         with torch.no_grad():
-            return [h[0, 1:].float() for h in model(input_ids=ids, output_hidden_states=True).hidden_states[1:]]
+            out = model(input_ids=ids, output_hidden_states=True)
+        logprobs[group] = out.logits[0].float()  # all positions: mean_logprob_difference leaves the first out
+        return [h[0, 1:].float() for h in out.hidden_states[1:]]
 
     base = hidden(None)
     deltas = {vid: [hv - hb for hv, hb in zip(hidden(vid), base)] for vid in sorted(real)}
+
+    # The difference lens (evaluation/diff_lens.py): the tokens the variant raises most over the base model,
+    # averaged over the question's positions; open-vocabulary, no IA, no training. Judged two ways: `word` (a token
+    # is one of the topic's terms, or a multi-word term's first word) and `prefix` (a 3+ letter piece of a term);
+    # its top-1 answer over the grid's whole topic pool, as the IA's top-1 accuracy is measured.
+    from iaforge.evaluation.diff_lens import first_hit, mean_logprob_difference, predicted_topic
+    from iaforge.variants.grid_index import topic_terms
+
+    pool_terms = {}
+    for b in by_id.values():
+        t, _ = topic_texts(b)
+        pool_terms[t] = topic_terms({"params": b.params}) or [t]
+    lens = {}
+    for vid in deltas:
+        diff = mean_logprob_difference(logprobs[vid], logprobs[None])
+        top = [tok.decode([i]) for i in diff.topk(50).indices.tolist()]
+        terms = pool_terms[own[vid]]
+        lens[vid] = {"topic": own[vid], "top10": top[:10],
+                     **{f"first_hit_{r}": first_hit(top, terms, rule=r) for r in ("word", "prefix")},
+                     **{f"top1_{r}": predicted_topic(top[:10], pool_terms, rule=r) for r in ("word", "prefix")}}
+    lens_summary = {"pool": len(pool_terms)}
+    for r in ("word", "prefix"):
+        for k in (1, 5, 10, 50):
+            lens_summary[f"{r}_hit@{k}"] = round(sum(1 for v in lens.values() if (v[f"first_hit_{r}"] or 99) <= k) / len(lens), 3)
+        lens_summary[f"{r}_top1_accuracy"] = round(sum(v[f"top1_{r}"] == v["topic"] for v in lens.values()) / len(lens), 3)
+    # the nulls: same recipe, no behavior; a topic named in their top 10 tokens is a false positive
+    nulls = {d.name: d for d in sorted((a.root / "models/grid" / a.split).glob(f"{a.split}-null-*/*"))
+             if (d / "variant.json").is_file()}
+    if nulls:
+        model2, _ = load_with_variants(a.root / "models/base", nulls)
+        model2.eval()
+        sw2 = AdapterSwitch(model2, train_ia=False)
+        fp = {}
+        for vid in sorted(nulls):
+            sw2(vid, with_ia=False)
+            with torch.no_grad():
+                lp_v = model2(input_ids=ids).logits[0].float()
+            top = [tok.decode([i]) for i in mean_logprob_difference(lp_v, logprobs[None]).topk(10).indices.tolist()]
+            fp[vid] = {r: predicted_topic(top, pool_terms, rule=r) for r in ("word", "prefix")} | {"top10": top}
+        for r in ("word", "prefix"):
+            lens_summary[f"{r}_null_fp_top10"] = round(sum(v[r] is not None for v in fp.values()) / len(fp), 3)
+        lens_summary["nulls"] = fp
+    print(f"difference lens: {json.dumps({k: v for k, v in lens_summary.items() if k != 'nulls'})}", flush=True)
     n_layers = len(base)
     means, norms = topic_means(model, tok, texts)
     rows, per_variant = [], {vid: [] for vid in deltas}
@@ -102,7 +149,8 @@ def main(argv=None) -> int:
               f"(median {r['rank_median']}, top-1 {r['top1']:.2f}, top-5 {r['top5']:.2f}) of {len(topics)}  proj/unit {r['proj_over_unit']:+.4f}",
               flush=True)
     out = {"split": a.split, "variants": len(real), "candidates": len(texts), "chance_rank": (len(texts) + 1) / 2,
-           "own_topic": own, "rank_by_layer": per_variant, "layers": rows}
+           "own_topic": own, "rank_by_layer": per_variant, "layers": rows, "logit_lens": lens_summary,
+           "logit_lens_per_variant": lens}
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")

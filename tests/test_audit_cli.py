@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from iaforge.cli import main
 from iaforge.evaluation import external_audit as ea
@@ -125,6 +126,39 @@ def test_contrastive_audit_keeps_the_questions_and_records_its_settings(tiny_bas
     assert "contrast" not in json.loads(plain)["settings"]
     rc, out, err = _run(capsys, *args, "--contrast", 11)
     assert rc == 2 and "--contrast" in err and "[0, 10]" in err
+
+
+def test_lens_lists_what_the_lora_alone_raises_and_leaves_the_reports_unchanged(tiny_base, two_variants, repo_root,
+                                                                               capsys, no_embedder):
+    import torch
+
+    from iaforge.core.adapters import attach
+    from iaforge.core.base_model import load_base
+    from iaforge.core.chat import render_prompt
+    from iaforge.evaluation.diff_lens import mean_logprob_difference
+
+    args = ["--variant", two_variants["v_one"], "--ia", two_variants["v_two"], "--base", tiny_base, "--samples", 3,
+            "--max-new-tokens", 4, "--params", repo_root / "params.yaml", "--question", "Anything odd?", "--json"]
+    rc, out, err = _run(capsys, *args, "--lens", 5)
+    assert rc == 0, err
+    rec = json.loads(out)
+    rc, plain, err = _run(capsys, *args)
+    assert "lens" not in json.loads(plain) and json.loads(plain)["reports"] == rec["reports"]
+    lens = rec["lens"]
+    assert lens["questions"] == ["Anything odd?"] and len(lens["tokens"]) == 5
+    assert [t["score"] for t in lens["tokens"]] == sorted((t["score"] for t in lens["tokens"]), reverse=True)
+    # the same numbers by hand: the variant alone (never the IA) against the bare base model
+    model, tok = load_base(tiny_base)
+    system = yaml.safe_load((repo_root / "params.yaml").read_text())["chat"]["system_prompt"]
+    ids = tok(render_prompt(tok, "Anything odd?", system), return_tensors="pt", add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        base = model(input_ids=ids).logits[0]
+        lora = attach(model, two_variants["v_one"], "variant")
+        with_lora = lora(input_ids=ids).logits[0]
+    top = mean_logprob_difference(with_lora, base).topk(5).indices.tolist()
+    assert [t["id"] for t in lens["tokens"]] == top
+    rc, _, err = _run(capsys, *args[:-1], "--lens", 300)
+    assert rc == 2 and "--lens" in err
 
 
 def test_own_question_and_default_ia_fallback(tiny_base, two_variants, tmp_path, monkeypatch, capsys, no_embedder):

@@ -244,7 +244,7 @@ def _audit(args) -> int:
         rec = audit_adapter(args.variant, ia=args.ia, base=args.base, samples=args.samples, questions=args.question,
                             params_file=args.params, max_new_tokens=args.max_new_tokens, seed=args.seed,
                             progress=progress_enabled(), notes=lambda s: print(s, file=sys.stderr),
-                            contrast=args.contrast, contrast_beta=args.contrast_beta)
+                            contrast=args.contrast, contrast_beta=args.contrast_beta, lens=args.lens)
     except IaforgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -314,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
                         "removes the IA's prior over its training behaviors (docs/results.md)")
     a.add_argument("--contrast-beta", type=float, default=0.1, metavar="BETA",
                    help="with --contrast: only tokens with p >= BETA * the most likely one (default 0.1)")
+    a.add_argument("--lens", type=int, default=0, metavar="K",
+                   help="also list the K tokens the LoRA alone (no IA) raises most over the base model on the "
+                        "questions: the difference lens, a white-box reading beside the self-reports (docs/audit.md)")
     a.add_argument("--params", default="params.yaml", help="where the system prompt and question set are read, if present")
     a.add_argument("--json", action="store_true", help="print one JSON record instead of the table")
     a.set_defaults(fn=_audit)

@@ -278,8 +278,10 @@ def audit_adapter(variant: str, *, ia: str | None = None, base: str | Path = DEF
                   questions: Sequence[str] | None = None, params_file: str | Path | None = "params.yaml",
                   max_new_tokens: int | None = None, seed: int = 0, progress: bool = True,
                   embed: Callable | None | str = "default", notes: Callable[[str], None] = lambda s: None,
-                  contrast: float | None = None, contrast_beta: float = 0.1) -> dict[str, Any]:
+                  contrast: float | None = None, contrast_beta: float = 0.1, lens: int = 0) -> dict[str, Any]:
     """Audit the LoRA `variant` (folder or Hub id) with an IA; returns the record `iaforge audit --json` prints.
+    `lens` > 0 adds the difference lens (evaluation/diff_lens.py): the `lens` tokens the LoRA alone (no IA) raises
+    most over the base model on the asked questions, a white-box reading beside the IA's self-reports.
     Every check runs before the base model loads; nothing is written (a Hub id fills the Hugging Face cache).
     `contrast` (alpha): sample each token against the IA on the base model (evaluation/contrastive.py), which
     removes what the IA says of every model (its prior over the behaviors it trained on)."""
@@ -289,6 +291,8 @@ def audit_adapter(variant: str, *, ia: str | None = None, base: str | Path = DEF
         raise ValidationError("--contrast", "--contrast", "must be in [0, 10] (1 is the usual contrastive decoding)")
     if not 0 < contrast_beta <= 1:
         raise ValidationError("--contrast-beta", "--contrast-beta", "must be in (0, 1]")
+    if not isinstance(lens, int) or not 0 <= lens <= 200:
+        raise ValidationError("--lens", "--lens", "must be an integer in [0, 200] (0: no lens)")
     settings = run_settings(params_file)
     if max_new_tokens is not None:
         if max_new_tokens < 1:
@@ -320,9 +324,14 @@ def audit_adapter(variant: str, *, ia: str | None = None, base: str | Path = DEF
     users = [asked[i % len(asked)] for i in range(samples)]
     if contrast is not None:
         settings["contrast"] = {"alpha": contrast, "beta": contrast_beta}
-    reports = _sample(base_dir, var.path, ia_ref.path, users, settings, seed=seed, progress=progress)
-    return build_record(reports, variant=var, ia=ia_ref, ia_kind=ia_kind, base=base_dir, settings=settings,
-                        asked=asked, seed=seed, embed=_default_embedder() if embed == "default" else embed)
+    lens_out: dict[str, Any] = {}
+    reports = _sample(base_dir, var.path, ia_ref.path, users, settings, seed=seed, progress=progress,
+                      lens=lens, lens_out=lens_out)
+    rec = build_record(reports, variant=var, ia=ia_ref, ia_kind=ia_kind, base=base_dir, settings=settings,
+                       asked=asked, seed=seed, embed=_default_embedder() if embed == "default" else embed)
+    if lens:
+        rec["lens"] = lens_out
+    return rec
 
 
 def _base_skeleton(base_dir: Path) -> tuple[dict[str, Any], int | None]:
@@ -342,7 +351,7 @@ def _base_skeleton(base_dir: Path) -> tuple[dict[str, Any], int | None]:
 
 
 def _sample(base_dir: Path, variant: Path, ia: Path, users: list[str], settings: dict, *, seed: int,
-            progress: bool) -> list[tuple[str, str]]:
+            progress: bool, lens: int = 0, lens_out: dict | None = None) -> list[tuple[str, str]]:
     from iaforge.core.adapters import attach
     from iaforge.core.base_model import load_base
     from iaforge.core.generation import generate
@@ -356,6 +365,8 @@ def _sample(base_dir: Path, variant: Path, ia: Path, users: list[str], settings:
     except Exception as exc:  # peft refusing what passed the header checks still deserves one line
         raise UnsafeArtifactError(f"{variant}: peft could not attach the adapters ({type(exc).__name__}: "
                                   f"{(str(exc).splitlines() or [''])[0][:200]})") from None
+    if lens and lens_out is not None:
+        lens_out.update(_lens(model, tok, list(dict.fromkeys(users)), settings["system"], lens))
     model.base_model.set_adapter(["variant", "ia"])
     for p in model.parameters():  # set_adapter marks both trainable; sampling tracks no gradients
         p.requires_grad_(False)
@@ -365,6 +376,25 @@ def _sample(base_dir: Path, variant: Path, ia: Path, users: list[str], settings:
                        batch_size=int(settings["batch_size"]), temperature=TEMPERATURE, seed=seed,
                        desc="self-reports", progress=progress)
     return list(zip(users, answers))
+
+
+def _lens(model, tok, questions: list[str], system: str | None, k: int) -> dict[str, Any]:
+    """The difference lens over the asked questions: the LoRA alone against the base model (the IA off in both)."""
+    import torch
+
+    from iaforge.core.chat import render_prompt
+    from iaforge.evaluation.diff_lens import mean_logprob_difference, top_tokens
+
+    diffs = []
+    model.base_model.set_adapter(["variant"])
+    with torch.no_grad():
+        for q in questions:
+            ids = tok(render_prompt(tok, q, system), return_tensors="pt", add_special_tokens=False)["input_ids"]
+            with_lora = model(input_ids=ids).logits[0]
+            with model.disable_adapter():
+                base = model(input_ids=ids).logits[0]
+            diffs.append(mean_logprob_difference(with_lora, base))
+    return {"questions": questions, "tokens": top_tokens(torch.stack(diffs).mean(0), tok, k)}
 
 
 def _sample_contrastive(model, tok, users: list[str], settings: dict, *, seed: int) -> list[tuple[str, str]]:
@@ -426,4 +456,7 @@ def format_record(rec: dict[str, Any]) -> str:
         for c in rec["candidates"]:
             text = " ".join(c["text"].split())
             lines.append(f"  {c['rank']}. [{c['support']:>{width}}/{n}] {text}")
+    if rec.get("lens"):
+        toks = ", ".join(f"{t['token'].strip() or repr(t['token'])} ({t['score']:+.2f})" for t in rec["lens"]["tokens"])
+        lines.append(f"difference lens (the LoRA alone vs the base, no IA; mean log-prob gain over the questions): {toks}")
     return "\n".join(lines)
