@@ -1,15 +1,20 @@
-"""Does a grid variant's weight difference look like its topic's steering direction? (issue 14, pseudo-variants)
+"""Two readouts of a grid variant that need no IA (issue 14, nineteenth session), on its IA question, no trigger.
 
-Before training the grid IA on steered pseudo-variants (ia/pseudo_variants.py), measure on the run's TRAINING
-variants (never the held-out ones) whether the residual-stream difference a variant makes on the IA's question
-(no trigger) points along its own topic's direction, layer by layer:
-- delta/h: |mean over the question's tokens of h_variant - h_base| / the mean |h_base| there;
-- cos own: cosine of that difference with the variant's own topic direction (directions centred over the
-  candidate topics: the run's training topics plus `--distractors` pool topics);
-- rank: the own topic's rank among the candidates by that cosine (1 = best; chance (candidates + 1) / 2);
-- proj/h: the difference's component along its own direction, over the mean |h| of the topic sentences: what
-  `grid_ia.pseudo.scale` would be to imitate a variant's own-topic signal at that layer.
-    python experiments/grid_pseudo.py --root /work/s19/exp --distractors 100 --out experiments/results/grid_pseudo/diagnose.json
+1. Its topic's direction (to size the IA's steered pseudo-variants, ia/pseudo_variants.py): per decoder layer, the
+   residual-stream difference the variant makes (mean over the question's tokens of h_variant - h_base) against
+   each candidate topic's direction (the mean hidden state of the sentences its variant says when triggered,
+   centred over the candidates: the run's topics plus `--distractors` pool topics, or `--all-topics`):
+   - delta/h: |difference| / the mean |h_base| on the question;
+   - cos own: cosine of the difference with the variant's own topic direction;
+   - rank: the own topic's rank among the candidates by that cosine (1 = best; chance (candidates + 1) / 2);
+   - proj/unit: the difference's component along its own direction, over the mean |h| of the topic sentences:
+     what `grid_ia.pseudo.scale` would be to imitate the variant's own-topic signal at that layer.
+   Choose a layer and a scale on the TRAINING variants (`--split ia_train`), never on the held-out ones.
+2. The difference lens (evaluation/diff_lens.py): the tokens the variant raises most over the base model, averaged
+   over the question's positions: hits by rank (`word` and `prefix` rules), the top-1 topic over the grid's whole
+   topic pool, and the null variants' false positives (a topic in their top 10 tokens). Nothing is fitted, so the
+   held-out variants are just more variants here.
+    python experiments/grid_pseudo.py --root WORKSPACE --split heldout --all-topics --out experiments/results/grid_pseudo/readout_heldout.json
 """
 
 from __future__ import annotations

@@ -341,6 +341,29 @@ def test_stages_train_and_evaluate_a_tiny_grid(tmp_path, monkeypatch, tiny_base,
     assert train_rec["id"] in page and "grid_null__heldout_00" in page and "Not evaluated" in page
 
 
+def test_grid_ia_stage_adds_steered_pseudo_variants_from_the_untrained_ia_train_instances(
+        tmp_path, monkeypatch, tiny_base, two_variants):
+    from iaforge.data.behavior_data import behavior_record
+    from iaforge.data.catalog import load_entries
+
+    entry = yaml.safe_load((ROOT / "params.yaml").read_text())["grid"]["entry"]
+    every = load_entries(ROOT / entry)
+    train_rec = behavior_record(next(b for b in every if b.split == "ia_train"))
+    _write_shard(tmp_path, "ia_train-00", {train_rec["id"]: (train_rec, True)}, {train_rec["id"]: two_variants["v_one"]})
+    _params(tmp_path, {"ia_train-00": {"split": "ia_train", "ids": [train_rec["id"]]}},
+            grid_ia={"pseudo": {"count": 3, "layer": 0, "scale": 0.5, "epochs": 2}},
+            grid={"counts": {"ia_train": 1, "dpo": 0, "heldout": 0}})
+    _run_stage("grid_ia", tmp_path, tiny_base, monkeypatch)
+    ia = json.loads((tmp_path / "reports/detail/grid_ia.json").read_text())
+    expected = [b.instance for b in every if b.split == "ia_train"][1:4]  # the 3 after the run's own 1
+    assert ia["pseudo"]["topics"] == sorted(expected) and ia["pseudo"]["steps"] == 6
+    assert ia["steps"] == ia["pseudo"]["real_steps"] + 6 and ia["variants"] == [train_rec["id"]]
+    rows = [json.loads(line) for line in (tmp_path / "data/grid_ia.jsonl").read_text().splitlines()]
+    assert sorted(r["assistant"] for r in rows if r["group"].startswith("__steer__:")) == sorted(expected)
+    heldout = {b.instance for b in every if b.split != "ia_train"}
+    assert not heldout & set(expected)
+
+
 def test_report_says_when_there_is_no_grid():
     from iaforge.report.html import grid_section
 
