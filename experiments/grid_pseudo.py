@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -75,8 +76,11 @@ def main(argv=None) -> int:
     logprobs = {}
 
     def hidden(group):
-        switch(group, with_ia=False)
-        with torch.no_grad():
+        # group None: the base model. AdapterSwitch with no variant and no IA leaves the last adapters active, so
+        # the base pass disables every adapter instead.
+        if group is not None:
+            switch(group, with_ia=False)
+        with torch.no_grad(), (model.disable_adapter() if group is None else contextlib.nullcontext()):
             out = model(input_ids=ids, output_hidden_states=True)
         logprobs[group] = out.logits[0].float()  # all positions: mean_logprob_difference leaves the first out
         return [h[0, 1:].float() for h in out.hidden_states[1:]]

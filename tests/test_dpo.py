@@ -235,14 +235,19 @@ def test_dpo_run_moves_only_the_ia(tiny_base, two_variants, sft_ia, tmp_path, qs
     assert {"step", "loss", "margin", "reward_accuracy"} <= set(curve[-1])
     assert step_losses == pytest.approx(DPO_REFERENCE_LOSSES, rel=1e-6, abs=1e-6)
     assert [c["loss"] for c in curve] == [round(l, 5) for l in step_losses]
-    assert [c["margin"] for c in curve] == pytest.approx(DPO_REFERENCE_MARGINS, abs=1e-5)
+    # the curve stores margins rounded to 5 digits, so a margin near a rounding edge lands on either side of it by
+    # CPU (1.57197 on an Intel Xeon, 1.57196 on the AMD EPYC the reference came from): one unit of the 5th digit
+    # plus float noise
+    assert [c["margin"] for c in curve] == pytest.approx(DPO_REFERENCE_MARGINS, abs=1.5e-5)
     assert {p.name for p in out.iterdir()} == {"adapter_config.json", "adapter_model.safetensors", "ia.json",
                                               "training_curve.json"}
     assert json.loads((out / "adapter_config.json").read_text())["r"] == 4
     new, old = load_file(out / "adapter_model.safetensors"), load_file(sft_ia / "adapter_model.safetensors")
     assert new.keys() == old.keys() and any(not torch.equal(new[k], old[k]) for k in new)
     assert sum(float(t.double().pow(2).sum()) for t in new.values()) == pytest.approx(DPO_REFERENCE_IA["sumsq"], rel=1e-6)
-    assert sum(float(t.double().sum()) for t in new.values()) == pytest.approx(DPO_REFERENCE_IA["sum"], rel=1e-6, abs=1e-6)
+    # the plain sum cancels (terms of both signs, total -5.48), so float noise between CPUs shows more there: 1.4e-6
+    # relative on an Intel Xeon against the AMD EPYC reference
+    assert sum(float(t.double().sum()) for t in new.values()) == pytest.approx(DPO_REFERENCE_IA["sum"], rel=1e-5)
     assert before_variants == {k: _sha(v / "adapter_model.safetensors") for k, v in two_variants.items()}
     assert (before_base, before_sft) == (_sha(tiny_base / "model.safetensors"), _sha(sft_ia / "adapter_model.safetensors"))
     # The refined IA loads back through the hostile-input checks.

@@ -90,7 +90,8 @@ def test_steering_moves_the_output_and_leaves_no_trace_once_removed(tiny_model):
     assert not torch.allclose(plain, on)
 
 
-def test_grid_ia_with_pseudo_variants_adds_their_steps_to_an_unchanged_real_plan(tiny_base, two_variants, tmp_path):
+def test_grid_ia_with_pseudo_variants_adds_their_steps_to_an_unchanged_real_plan(tiny_base, two_variants, tmp_path,
+                                                                                  monkeypatch):
     from iaforge.ia.grid_sft import grid_ia_rows, train_grid_ia
 
     def record(topic, vid):
@@ -107,8 +108,13 @@ def test_grid_ia_with_pseudo_variants_adds_their_steps_to_an_unchanged_real_plan
               train_params={"lr": 5e-3, "epochs": 3, "batch_size": 2, "max_len": 64, "mixed_precision": "no"})
     plain = train_grid_ia(tiny_base, two_variants, rows, out_dir=tmp_path / "plain", **kw)
     pseudo = {"count": 3, "layer": 0, "scale": 1.0, "epochs": 2}
+    calls = []  # whether each step ran steered: only the pseudo rows may
+    real_set = Steering.set
+    monkeypatch.setattr(Steering, "set", lambda self, vec: (calls.append(vec is not None), real_set(self, vec)))
     s = train_grid_ia(tiny_base, two_variants, rows + pseudo_rows(pool, ["Q?"], seed=0), out_dir=tmp_path / "ia",
                       pseudo=pseudo, pseudo_texts=dict(pool), **kw)
+    assert len(calls) == s["steps"] + 1  # every step, plus the first batch's state set before the loop
+    assert sum(calls[1:]) == 6
     assert s["planned_steps"] == plain["planned_steps"] and s["groups"] == plain["groups"] == 3
     assert s["pseudo"]["real_steps"] == 4 and s["pseudo"]["steps"] == 6 and s["steps"] == 10
     assert s["pseudo"]["topics"] == ["harps", "owls2", "tea"]

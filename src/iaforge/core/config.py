@@ -701,9 +701,9 @@ class PseudoVariantParams(Strict):
     variant for. count 0: none (the default)."""
 
     count: int = 0
-    layer: int = 15            # the decoder layer whose output is steered
-    scale: float = 1.0         # x the mean hidden-state norm of the topic sentences at that layer
-    epochs: int = 1            # pseudo rows seen this many times, interleaved with the real plan's steps
+    layer: int = 23            # the decoder layer whose output is steered (SmolLM2-135M has 30)
+    scale: float = 0.12        # x the mean hidden-state norm of the topic sentences at that layer
+    epochs: int = 3            # pseudo rows seen this many times, interleaved with the real plan's steps
 
     def __post_init__(self):
         _non_negative(self, "count", "layer")

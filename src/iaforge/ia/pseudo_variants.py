@@ -99,9 +99,10 @@ class Steering:
     def _hook(self, module, args, output):
         if self.vec is None:
             return output
+        # the vector is built on the CPU before an accelerator moves the model: follow the output's device and dtype
         if isinstance(output, tuple):
-            return (output[0] + self.vec.to(output[0].dtype),) + tuple(output[1:])
-        return output + self.vec.to(output.dtype)
+            return (output[0] + self.vec.to(device=output[0].device, dtype=output[0].dtype),) + tuple(output[1:])
+        return output + self.vec.to(device=output.device, dtype=output.dtype)
 
     def set(self, vec) -> None:
         self.vec = vec
@@ -120,8 +121,8 @@ def pseudo_rows(pool: Iterable[tuple[str, Sequence[str]]], questions: Sequence[s
 
 
 def interleave(plan: list, extra: list, seed: int) -> list:
-    """`extra` batches put at random places among `plan`'s, `plan`'s own order kept: the real variants see the
-    same steps in the same order as without pseudo-variants."""
+    """`extra` batches put at random places among `plan`'s, `plan`'s own order kept: the real variants get the same
+    batches in the same order as without pseudo-variants (the learning-rate schedule stretches over the longer plan)."""
     rng = random.Random(f"{seed}:pseudo-interleave")
     slots = sorted(rng.randrange(len(plan) + 1) for _ in extra)
     out, j = [], 0
