@@ -3,7 +3,7 @@ model (all frozen); with an empty grid, write an explicit "no grid in this run" 
 
 from iaforge.core.stagekit import StageArgs, main, progress_enabled, split_root
 
-ARGS = StageArgs(deps=["base", "grid-models", "grid-measured", "questions"], outs=["rows", "model", "detail"])
+ARGS = StageArgs(deps=["base", "grid-models", "grid-measured", "questions", "grids"], outs=["rows", "model", "detail"])
 
 
 def run():
@@ -41,7 +41,7 @@ def run():
         from iaforge.ia.pseudo_pool import pseudo_pool
         from iaforge.ia.pseudo_variants import pseudo_rows
 
-        pool = pseudo_pool(params["grid"], int(p["pseudo"]["count"]))
+        pool = pseudo_pool(params["grid"], int(p["pseudo"]["count"]), grids=a.grids)
         rows += pseudo_rows(pool, grid_ia_questions(p, a.questions), seed=int(p["seed"]))
         pseudo_texts = dict(pool)
     write_jsonl(a.out_rows, rows)

@@ -85,7 +85,9 @@ def test_ia_training_changes_only_the_ia(tiny_base, two_variants, tmp_path, repo
     assert curve == pytest.approx([10.85218, 10.83473, 10.84293, 10.76899, 10.80282, 10.73802, 10.72979, 10.6232,
                                    10.58657, 10.61864], abs=1e-5)
     assert sum(float(t.double().pow(2).sum()) for t in tensors.values()) == pytest.approx(20.418666901818906, rel=1e-6)
-    assert sum(float(t.double().sum()) for t in tensors.values()) == pytest.approx(2.430326223476186, rel=1e-6)
+    # the plain sum cancels (terms of both signs), so float noise between CPUs shows more there: 1.9e-6 relative on
+    # an Intel Xeon against the AMD EPYC reference
+    assert sum(float(t.double().sum()) for t in tensors.values()) == pytest.approx(2.430326223476186, rel=1e-5)
 
 
 def test_save_adapter_flat_for_a_named_adapter_peft_layout_otherwise(tiny_base, two_variants, tmp_path):

@@ -55,6 +55,9 @@ def test_pool_is_the_ia_train_instances_the_run_does_not_train_and_never_a_heldo
     assert all(texts and all(t in s for s in texts) for t, texts in pool)
     with pytest.raises(Exception, match="grid_ia.pseudo.count"):
         pseudo_pool(grid, 10_000)
+    assert pseudo_pool(grid, 2, grids=ROOT / "data/grids") == pool[:2]
+    with pytest.raises(Exception, match="lies outside"):  # instances the stage does not depend on
+        pseudo_pool(grid, 2, grids=ROOT / "data/questions")
 
 
 def test_directions_are_unit_centred_and_the_layer_is_checked(tiny_model):

@@ -4,6 +4,7 @@ Apart from pseudo_variants.py so that the modules training or loading an IA do n
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 
@@ -30,14 +31,22 @@ def topic_texts(behavior) -> tuple[str, list[str]]:
     return topic, texts
 
 
-def pseudo_pool(grid: dict[str, Any], count: int) -> list[tuple[str, list[str]]]:
+def pseudo_pool(grid: dict[str, Any], count: int, grids: str | Path | None = None) -> list[tuple[str, list[str]]]:
     """The first `count` ia_train instances after the run's own `grid.counts.ia_train`, as (topic, texts), in
-    the instances file's order. Raises when the split has too few."""
+    the instances file's order. Raises when the split has too few. `grids`: the folder of instances files the stage
+    depends on; an entry whose instances lie elsewhere would go untracked, so it is refused."""
     from iaforge.core.errors import ValidationError
     from iaforge.variants.shards import grid_behaviors
 
     if count <= 0:
         return []
+    if grids is not None:
+        import yaml
+
+        entry = Path(grid["entry"])
+        instances = Path(((yaml.safe_load(entry.read_text(encoding="utf-8")) or {}).get("grid") or {}).get("instances", ""))
+        if not instances.resolve().is_relative_to(Path(grids).resolve()):
+            raise ValidationError(entry, "grid.instances", f"{instances} lies outside {grids}, the stage's dep")
     n_train = int((grid.get("counts") or {}).get("ia_train", 0))
     pool = [b for b in grid_behaviors(grid) if b.split == "ia_train"][n_train:]
     if count > len(pool):
