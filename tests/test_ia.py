@@ -166,3 +166,14 @@ def test_saved_adapter_config_is_the_same_bytes_under_any_hash_seed(tiny_base, t
         got.append((out / "adapter_config.json").read_bytes())
     assert got[0] == got[1] == got[2]
     assert json.loads(got[0])["target_modules"] == sorted(json.loads(got[0])["target_modules"])
+
+
+def test_adapter_switch_refuses_the_bare_base_model_instead_of_leaving_adapters_on(tiny_base, two_variants):
+    from iaforge.core.adapter_stack import BASE_GROUP, AdapterSwitch, load_with_variants
+
+    model, _ = load_with_variants(tiny_base, two_variants)
+    switch = AdapterSwitch(model, train_ia=False)
+    switch("v_two", with_ia=False)
+    for group in (None, BASE_GROUP):
+        with pytest.raises(ValueError, match="disable_adapter"):
+            switch(group, with_ia=False)

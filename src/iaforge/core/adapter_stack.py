@@ -46,6 +46,11 @@ class AdapterSwitch:
         names = [] if group in (None, BASE_GROUP) else [group]
         if with_ia:
             names.append(self.ia)
+        if not names:
+            # nothing to activate would leave the last adapters on, silently (an experiment compared variants
+            # with another variant that way): the bare base model is `with model.disable_adapter():`
+            raise ValueError("AdapterSwitch: the base model without the IA has no adapter to activate; "
+                             "use `with model.disable_adapter():`")
         key = tuple(names)
         if key == self.current:
             return
