@@ -210,3 +210,11 @@ def select(behaviors: list[Any], counts: dict[str, int], where: str = "--grid") 
             raise ValidationError(where, s, f"asks for {counts[s]} instances but the grid has {len(pool)} in this split")
         out += pool[:counts.get(s, 0)]
     return out
+
+
+def check_instances_under(entry: str | Path, grids: str | Path) -> None:
+    """A stage reading a grid entry's instances depends on `grids` (their folder): instances elsewhere would go
+    untracked, so they are refused."""
+    instances = Path(((yaml.safe_load(Path(entry).read_text(encoding="utf-8")) or {}).get("grid") or {}).get("instances", ""))
+    if not instances.resolve().is_relative_to(Path(grids).resolve()):
+        raise ValidationError(entry, "grid.instances", f"{instances} lies outside {grids}, the stage's dep")

@@ -52,11 +52,9 @@ def grid_topic_pool(entry: str | Path, grids: str | Path) -> dict[str, list[str]
     grid = next((r for r in records if r.get("grid")), None)
     if grid is None:
         raise ValidationError(entry, "grid", "not a grid catalog entry (it has no `grid:` block)")
-    import yaml
+    from iaforge.data.grids import check_instances_under
 
-    instances = Path(yaml.safe_load(Path(entry).read_text(encoding="utf-8"))["grid"]["instances"])
-    if not instances.resolve().is_relative_to(Path(grids).resolve()):
-        raise ValidationError(entry, "grid.instances", f"{instances} lies outside {grids}, the stage's dep")
+    check_instances_under(entry, grids)
     return topic_pool_of(records)
 
 

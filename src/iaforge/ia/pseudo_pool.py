@@ -41,12 +41,9 @@ def pseudo_pool(grid: dict[str, Any], count: int, grids: str | Path | None = Non
     if count <= 0:
         return []
     if grids is not None:
-        import yaml
+        from iaforge.data.grids import check_instances_under
 
-        entry = Path(grid["entry"])
-        instances = Path(((yaml.safe_load(entry.read_text(encoding="utf-8")) or {}).get("grid") or {}).get("instances", ""))
-        if not instances.resolve().is_relative_to(Path(grids).resolve()):
-            raise ValidationError(entry, "grid.instances", f"{instances} lies outside {grids}, the stage's dep")
+        check_instances_under(grid["entry"], grids)
     n_train = int((grid.get("counts") or {}).get("ia_train", 0))
     pool = [b for b in grid_behaviors(grid) if b.split == "ia_train"][n_train:]
     if count > len(pool):
