@@ -44,6 +44,14 @@ def run():
         pool = pseudo_pool(params["grid"], int(p["pseudo"]["count"]), grids=a.grids)
         rows += pseudo_rows(pool, grid_ia_questions(p, a.questions), seed=int(p["seed"]))
         pseudo_texts = dict(pool)
+    lens_reference = None
+    if p["hint"]["k"] > 0:  # the question carries the difference lens's words for each model (ia/lens_hint.py)
+        from iaforge.core.adapter_stack import BASE_GROUP
+        from iaforge.ia.lens_hint import apply_hints, hints_for_training
+
+        hints, lens_reference = hints_for_training(a.base, {k: v["path"] for k, v in variants.items()}, p["question"],
+                                                   params["chat"]["system_prompt"], int(p["hint"]["k"]), base_key=BASE_GROUP)
+        rows = apply_hints(rows, hints)
     write_jsonl(a.out_rows, rows)
     if p["trainer"] == "bank":  # rows of many variants a batch, the variants read into a LoRA bank
         from iaforge.ia.banked_ia import train_grid_ia_banked as train
@@ -51,10 +59,11 @@ def run():
         train = train_grid_ia
     summary = train(a.base, {k: v["path"] for k, v in variants.items()}, rows, lora=p["lora"],
                     train_params=p["train"], max_steps=p["max_steps"], system=params["chat"]["system_prompt"],
-                    seed=int(p["seed"]), out_dir=a.out_model, progress=progress_enabled(),
+                    seed=int(p["seed"]), out_dir=a.out_model, progress=progress_enabled(), lens_reference=lens_reference,
                     **({"pseudo": p["pseudo"], "pseudo_texts": pseudo_texts} if pseudo_texts else {}))
     detail = {**summary, "nulls": sorted(k for k, v in variants.items() if v["null"]), "failed_left_out":
-              [] if p["include_failed_variants"] else failed, "questions": p["questions"], "target": p["target"]}
+              [] if p["include_failed_variants"] else failed, "questions": p["questions"], "target": p["target"],
+              **({"hints": {g: w for g, w in sorted(hints.items())}} if lens_reference is not None else {})}
     write_json(a.out_detail, detail)
     print(f"grid IA: {len(variants)} variants ({len(detail['nulls'])} nulls), {summary['steps']} steps, "
           f"{summary['tokens']} tokens, final loss {summary['final_loss']:.3f}")

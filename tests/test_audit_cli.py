@@ -161,6 +161,32 @@ def test_lens_lists_what_the_lora_alone_raises_and_leaves_the_reports_unchanged(
     assert rc == 2 and "--lens" in err
 
 
+def test_hint_asks_the_ias_question_with_the_loras_lens_words_against_its_saved_reference(
+        tiny_base, two_variants, repo_root, tmp_path, capsys, no_embedder):
+    from iaforge.ia.lens_hint import hints_against, question_logprobs, save_reference
+
+    system = yaml.safe_load((repo_root / "params.yaml").read_text())["chat"]["system_prompt"]
+    ia = tmp_path / "ia"
+    shutil.copytree(two_variants["v_two"], ia)
+    args = ["--variant", two_variants["v_one"], "--ia", ia, "--base", tiny_base, "--samples", 3,
+            "--max-new-tokens", 4, "--params", repo_root / "params.yaml", "--json"]
+    rc, _, err = _run(capsys, *args, "--hint")  # an IA trained without hints carries no reference
+    assert rc == 2 and "--hint" in err and "not trained with lens hints" in err
+    lp, tok = question_logprobs(tiny_base, {"v": two_variants["v_one"]}, "Odd?", system, base_key="base")
+    reference = lp["base"] + 0.01 * torch.arange(lp["base"].shape[0]) / lp["base"].shape[0]
+    save_reference(ia, reference, k=4, question="Odd?", groups=["a", "b"])
+    rc, out, err = _run(capsys, *args, "--hint")
+    assert rc == 0, err
+    rec = json.loads(out)
+    words = hints_against({"v": lp["v"]}, reference, 4, tok)["v"]
+    assert rec["hint"] == {"words": words, "question": f"Odd? Hint: {', '.join(words)}."} and len(words) == 4
+    assert [r["question"] for r in rec["reports"]] == [rec["hint"]["question"]] * 3
+    rc, _, err = _run(capsys, *args, "--hint", "--question", "Mine?")
+    assert rc == 2 and "--question" in err
+    rc, out, err = _run(capsys, *args[:-1], "--hint")
+    assert rc == 0 and "lens hint" in out and words[0] in out
+
+
 def test_own_question_and_default_ia_fallback(tiny_base, two_variants, tmp_path, monkeypatch, capsys, no_embedder):
     # A checkout whose IA DPO stage has not run: the SFT IA is used, and the command says so.
     shutil.copytree(two_variants["v_two"], tmp_path / "models/ia/sft")

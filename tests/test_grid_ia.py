@@ -191,6 +191,34 @@ def test_score_grid_rates_accuracy_confusion_and_false_positives():
     assert h["chance"] == 0.25 and h["fp_base_sft"] == 0.25 and h["fp_null_sft"] == 0.5 and h["trained_sft"] == 1.0
 
 
+def test_score_grid_scores_the_lens_words_read_alone_beside_the_hinted_conditions():
+    v = _variants()
+    fl, pi, st, ro = (r["id"] for r in POOL_RECORDS)
+    v[pi]["behavior"] = record("pianos", ["piano", "pianos", "keys"], pi)  # "keys": the second word names it
+    q = QUESTION
+    asked = {(vid, "sft_hint"): [(q + " Hint: x.", "flamingos")] for vid in v} | {(None, "sft_hint"): [(q, "Nothing.")]}
+    hints = {fl: ["flamingos", "pink"], pi: ["pian", "keys"], st: ["engine", "steam"], ro: ["roses"],
+             "grid_null__heldout_00": ["monary", "pianos"], None: ["roses", "x"]}
+    detail, _ = score_grid(asked, v, POOL, ["sft_hint"], hints=hints)
+    rows = {r["variant"]: r for r in detail["per_variant"]}
+    # a word names the topic as a report does (a term starting a word): " pian" is a piece, not the word
+    assert (rows[fl]["lens_first"], rows[pi]["lens_first"], rows[st]["lens_first"]) == (True, False, False)
+    # a multi-word topic is never named by one word: "steam" is not "steam locomotive"
+    assert (rows[fl]["lens_any"], rows[pi]["lens_any"], rows[st]["lens_any"]) == (True, True, False)
+    assert rows[pi]["hint"] == ["pian", "keys"]
+    held = detail["splits"]["heldout"]
+    assert held["lens_first"] == round(1 / 3, 4) and held["lens_any"] == round(2 / 3, 4)
+    lens_fp = detail["false_positive"]["lens"]
+    assert lens_fp["nulls"] == {"first": 0.0, "any": 1.0}
+    assert lens_fp["base_model"] == {"hint": ["roses", "x"], "first": True, "any": True}
+    h = headline_metrics(detail)
+    assert h["lens_first"] == held["lens_first"] and h["sft_hint"] == held["sft_hint"] == round(1 / 3, 4)
+    assert h["trained_sft_hint"] == 0.0 and h["fp_null_sft_hint"] == 1.0 and h["fp_base_sft_hint"] == 0.0
+    # without hints nothing of the lens is scored
+    plain, _ = score_grid(asked, v, POOL, ["sft_hint"])
+    assert "lens" not in plain["false_positive"] and "lens_first" not in plain["splits"]["heldout"]
+
+
 def test_score_grid_reports_an_interval_over_variants_and_the_rates_beyond_leakage():
     v = _variants()
     fl, pi, st, _ = (r["id"] for r in POOL_RECORDS)
@@ -538,3 +566,54 @@ def test_grid_ia_depends_on_the_ia_train_split_alone():
     assert "grid_splits.ia_train" in stage["params"] and "grid_shards" not in stage["params"]
     shards = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["grid_variants"]["do"]["outs"]
     assert "models/grid/${item.split}/${key}" in shards
+
+
+def test_stages_train_and_evaluate_with_lens_hints(tmp_path, monkeypatch, tiny_base, two_variants):
+    from iaforge.core.config import ParamsError
+    from iaforge.data.behavior_data import behavior_record
+    from iaforge.data.catalog import load_entries
+    from iaforge.ia.lens_hint import REFERENCE_FILE, hints_against, load_reference, question_logprobs
+
+    entry = yaml.safe_load((ROOT / "params.yaml").read_text())["grid"]["entry"]
+    recs = {b.split: behavior_record(b) for b in load_entries(ROOT / entry)}
+    train_rec, held_rec = recs["ia_train"], recs["heldout"]
+    _write_shard(tmp_path, "ia_train-00", {train_rec["id"]: (train_rec, True),
+                                           "grid_null__ia_train_00": (null_record("grid_null__ia_train_00"), True)},
+                 {train_rec["id"]: two_variants["v_one"], "grid_null__ia_train_00": two_variants["v_two"]})
+    _write_shard(tmp_path, "heldout-00", {held_rec["id"]: (held_rec, True),
+                                          "grid_null__heldout_00": (null_record("grid_null__heldout_00"), True)},
+                 {held_rec["id"]: two_variants["v_two"], "grid_null__heldout_00": two_variants["v_one"]})
+    shards = {"ia_train-00": {"split": "ia_train", "ids": [train_rec["id"], "grid_null__ia_train_00"]},
+              "heldout-00": {"split": "heldout", "ids": [held_rec["id"], "grid_null__heldout_00"]}}
+    conds = ["no_ia", "sft", "sft_hint", "no_ia_hint"]
+    _params(tmp_path, shards, grid_ia={"hint": {"k": 3}}, grid_eval={"conditions": conds})
+    _run_stage("grid_ia", tmp_path, tiny_base, monkeypatch)
+    ia = json.loads((tmp_path / "reports/detail/grid_ia.json").read_text())
+    assert ia["hint"] == {"k": 3, "reference_groups": 2}
+    assert set(ia["hints"]) == {train_rec["id"], "grid_null__ia_train_00", BASE_GROUP}
+    rows = [json.loads(line) for line in (tmp_path / "data/grid_ia.jsonl").read_text().splitlines()]
+    assert rows and all(r["user"] == f"{QUESTION} Hint: {', '.join(ia['hints'][r['group']])}." for r in rows)
+    ref, info = load_reference(tmp_path / "models/grid_ia")
+    assert (tmp_path / "models/grid_ia" / REFERENCE_FILE).is_file() and info["k"] == 3 and info["question"] == QUESTION
+    _run_stage("grid_dpo", tmp_path, tiny_base, monkeypatch)
+    _run_stage("grid_eval", tmp_path, tiny_base, monkeypatch)
+    detail = json.loads((tmp_path / "reports/detail/grid.json").read_text())
+    held = next(r for r in detail["per_variant"] if r["variant"] == held_rec["id"])
+    # the held-out variant's hint is made against the reference saved with the IA, as at training
+    lp, tok = question_logprobs(tiny_base, {held_rec["id"]: two_variants["v_two"]}, QUESTION, "You are a helpful assistant.",
+                                base_key=BASE_GROUP)
+    assert held["hint"] == hints_against({held_rec["id"]: lp[held_rec["id"]]}, ref, 3, tok)[held_rec["id"]]
+    assert isinstance(held["lens_first"], bool) and "lens_first" in detail["splits"]["heldout"]
+    assert "hint" in detail["false_positive"]["lens"]["base_model"]
+    samples = json.loads((tmp_path / "reports/grid_samples.json").read_text())
+    for s in samples:
+        hinted = s["condition"].endswith("_hint")
+        assert (" Hint: " in s["question"]) == hinted, s
+        if hinted and s["variant"] == held_rec["id"]:
+            assert s["question"] == f"{QUESTION} Hint: {', '.join(held['hint'])}."
+    headline = json.loads((tmp_path / "metrics/grid.json").read_text())
+    assert {"sft_hint", "no_ia_hint", "trained_sft_hint", "fp_base_sft_hint", "fp_null_sft_hint", "lens_first"} <= set(headline)
+    # an IA trained without hints cannot be asked a hinted question
+    (tmp_path / "models/grid_ia" / REFERENCE_FILE).unlink()
+    with pytest.raises(ParamsError, match="grid_eval.conditions"):
+        _run_stage("grid_eval", tmp_path, tiny_base, monkeypatch)

@@ -244,7 +244,8 @@ def _audit(args) -> int:
         rec = audit_adapter(args.variant, ia=args.ia, base=args.base, samples=args.samples, questions=args.question,
                             params_file=args.params, max_new_tokens=args.max_new_tokens, seed=args.seed,
                             progress=progress_enabled(), notes=lambda s: print(s, file=sys.stderr),
-                            contrast=args.contrast, contrast_beta=args.contrast_beta, lens=args.lens)
+                            contrast=args.contrast, contrast_beta=args.contrast_beta, lens=args.lens,
+                            hint=args.hint)
     except IaforgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -317,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--lens", type=int, default=0, metavar="K",
                    help="also list the K tokens the LoRA alone (no IA) raises most over the base model on the "
                         "questions: the difference lens, a white-box reading beside the self-reports (docs/audit.md)")
+    a.add_argument("--hint", action="store_true",
+                   help="ask the IA's own question followed by the difference lens's words for this LoRA (an IA "
+                        "trained with grid_ia.hint.k > 0 carries the reference they are made against; docs/audit.md)")
     a.add_argument("--params", default="params.yaml", help="where the system prompt and question set are read, if present")
     a.add_argument("--json", action="store_true", help="print one JSON record instead of the table")
     a.set_defaults(fn=_audit)

@@ -712,6 +712,17 @@ class PseudoVariantParams(Strict):
 
 
 @dataclass
+class LensHintParams(Strict):
+    """The hinted question (ia/lens_hint.py): the IA trained and asked with the difference lens's first `k` words
+    for the model under audit appended to its question. k 0: the plain question only."""
+
+    k: int = 0
+
+    def __post_init__(self):
+        self.need(0 <= self.k <= 50, "k", "must be in [0, 50]")
+
+
+@dataclass
 class GridIaConfig(Strict):
     """The grid IA (ia/grid_sft.py): one question, a short target, rank 16 (Diff Interpretation Tuning's start)."""
 
@@ -729,9 +740,14 @@ class GridIaConfig(Strict):
     # peft: one variant per batch through named peft adapters; bank: rows of many variants per batch (ia/banked_ia.py)
     trainer: Literal["peft", "bank"] = "peft"
     pseudo: PseudoVariantParams = field(default_factory=PseudoVariantParams)
+    hint: LensHintParams = field(default_factory=LensHintParams)
 
     def __post_init__(self):
         self.need(bool(self.question.strip()), "question", "must be a non-empty string")
+        # the lens is read on the one fixed question, and a pseudo-variant has no weights to read it from
+        self.need(self.hint.k == 0 or self.questions == "fixed", "hint.k", "lens hints need questions: fixed")
+        self.need(self.hint.k == 0 or self.pseudo.count == 0, "hint.k", "lens hints and pseudo.count > 0 do not mix "
+                  "(a steered pseudo-variant has no adapter to read a lens from)")
         self.need(self.pseudo.count == 0 or self.trainer == "peft", "pseudo.count",
                   "pseudo-variants train with the peft trainer only (trainer: peft)")
         self.need(bool(self.null_answer.strip()), "null_answer", "must be a non-empty string")
@@ -761,7 +777,8 @@ class GridDpoConfig(Strict):
         self.need(self.beta > 0, "beta", "must be > 0")
 
 
-GRID_EVAL_CONDITIONS = ("no_ia", "prefill", "sft", "dpo", "sft_contrast", "dpo_contrast", "no_ia_contrast")
+GRID_EVAL_CONDITIONS = ("no_ia", "prefill", "sft", "dpo", "sft_contrast", "dpo_contrast", "no_ia_contrast", "sft_hint",
+                        "no_ia_hint")
 
 
 @dataclass

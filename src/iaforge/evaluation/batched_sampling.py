@@ -35,14 +35,17 @@ def plan_rows(jobs: Sequence[dict[str, Any]], prefill: str) -> list[list[dict[st
     units = []
     for ji in sorted(range(len(jobs)), key=lambda i: jobs[i]["condition"]):
         j = jobs[ji]
-        cond = base_condition(j["condition"])
+        # "sample_as": how the rows are sampled when the job's condition is only its name (grid.py's *_hint
+        # conditions sample as sft or no_ia, with another question); the seed key keeps the name
+        sample_as = j.get("sample_as", j["condition"])
+        cond = base_condition(sample_as)
         pre = prefill if cond == "prefill" else ""
         for q in j["questions"]:
             for k in range(j["n"]):
                 lead = {"job": ji, "group": j["group"], "condition": cond, "user": q, "prefill": pre, "ref": False,
                         "key": [j["group"], j["condition"], q, k]}
                 unit = [lead]
-                if j["condition"].endswith(CONTRAST):
+                if sample_as.endswith(CONTRAST):
                     unit.append(dict(lead, group=None, ref=True))
                 units.append(unit)
     return units
@@ -180,10 +183,10 @@ def answer_jobs_batched(*, jobs: list[dict[str, Any]], base_dir: str | Path, var
     from iaforge.core.workers import run_in_workers
     from iaforge.evaluation.evaluate import IA_ADAPTERS
 
-    missing = sorted({base_condition(j["condition"]) for j in jobs} & set(IA_ADAPTERS) - set(ia_dirs))
+    missing = sorted({base_condition(j.get("sample_as", j["condition"])) for j in jobs} & set(IA_ADAPTERS) - set(ia_dirs))
     if missing:
         raise ValueError(f"condition {missing[0]!r} needs its IA folder")
-    if contrast is None and any(j["condition"].endswith(CONTRAST) for j in jobs):
+    if contrast is None and any(j.get("sample_as", j["condition"]).endswith(CONTRAST) for j in jobs):
         raise ValueError("a *_contrast condition needs the contrast settings (alpha, beta)")
     ia_dirs = {c: d for c, d in ia_dirs.items() if c in IA_ADAPTERS}
     batches = pack_batches(plan_rows(jobs, prefill), batch_size)

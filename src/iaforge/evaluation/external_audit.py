@@ -278,13 +278,16 @@ def audit_adapter(variant: str, *, ia: str | None = None, base: str | Path = DEF
                   questions: Sequence[str] | None = None, params_file: str | Path | None = "params.yaml",
                   max_new_tokens: int | None = None, seed: int = 0, progress: bool = True,
                   embed: Callable | None | str = "default", notes: Callable[[str], None] = lambda s: None,
-                  contrast: float | None = None, contrast_beta: float = 0.1, lens: int = 0) -> dict[str, Any]:
+                  contrast: float | None = None, contrast_beta: float = 0.1, lens: int = 0,
+                  hint: bool = False) -> dict[str, Any]:
     """Audit the LoRA `variant` (folder or Hub id) with an IA; returns the record `iaforge audit --json` prints.
     `lens` > 0 adds the difference lens (evaluation/diff_lens.py): the `lens` tokens the LoRA alone (no IA) raises
     most over the base model on the asked questions, a white-box reading beside the IA's self-reports.
     Every check runs before the base model loads; nothing is written (a Hub id fills the Hugging Face cache).
     `contrast` (alpha): sample each token against the IA on the base model (evaluation/contrastive.py), which
-    removes what the IA says of every model (its prior over the behaviors it trained on)."""
+    removes what the IA says of every model (its prior over the behaviors it trained on).
+    `hint`: ask the IA's own question followed by the difference lens's words for this LoRA, made against the
+    reference saved with an IA trained with hints (ia/lens_hint.py), as the grid's `sft_hint` condition does."""
     if not isinstance(samples, int) or samples < 1:
         raise ValidationError("--samples", "--samples", "must be an integer >= 1")
     if contrast is not None and not 0 <= contrast <= 10:
@@ -315,6 +318,18 @@ def audit_adapter(variant: str, *, ia: str | None = None, base: str | Path = DEF
     if ia_ref.path.resolve() == var.path.resolve():
         raise ValidationError(var.path, "--variant", "is the IA itself; pass the adapter to audit")
 
+    hint_ref = None
+    if hint:
+        from iaforge.ia.lens_hint import load_reference
+
+        if questions:
+            raise ValidationError("--question", "--question", "--hint asks the IA's own training question (saved with "
+                                  "its lens reference); drop --question")
+        try:
+            hint_ref = load_reference(ia_ref.path)
+        except FileNotFoundError as exc:
+            raise ValidationError(ia_ref.path, "--hint", str(exc)) from None
+        questions = [hint_ref[1]["question"]]
     asked = questions_for(questions, settings["questions"])
     modules, n_layers = _base_skeleton(base_dir)
     names = base_names(base_dir)
@@ -325,12 +340,17 @@ def audit_adapter(variant: str, *, ia: str | None = None, base: str | Path = DEF
     if contrast is not None:
         settings["contrast"] = {"alpha": contrast, "beta": contrast_beta}
     lens_out: dict[str, Any] = {}
+    hint_out: dict[str, Any] = {}
     reports = _sample(base_dir, var.path, ia_ref.path, users, settings, seed=seed, progress=progress,
-                      lens=lens, lens_out=lens_out)
+                      lens=lens, lens_out=lens_out, hint_ref=hint_ref, hint_out=hint_out)
+    if hint_out:
+        asked = [hint_out["question"]]
     rec = build_record(reports, variant=var, ia=ia_ref, ia_kind=ia_kind, base=base_dir, settings=settings,
                        asked=asked, seed=seed, embed=_default_embedder() if embed == "default" else embed)
     if lens:
         rec["lens"] = lens_out
+    if hint_out:
+        rec["hint"] = hint_out
     return rec
 
 
@@ -351,7 +371,8 @@ def _base_skeleton(base_dir: Path) -> tuple[dict[str, Any], int | None]:
 
 
 def _sample(base_dir: Path, variant: Path, ia: Path, users: list[str], settings: dict, *, seed: int,
-            progress: bool, lens: int = 0, lens_out: dict | None = None) -> list[tuple[str, str]]:
+            progress: bool, lens: int = 0, lens_out: dict | None = None, hint_ref: tuple | None = None,
+            hint_out: dict | None = None) -> list[tuple[str, str]]:
     from iaforge.core.adapters import attach
     from iaforge.core.base_model import load_base
     from iaforge.core.generation import generate
@@ -367,6 +388,11 @@ def _sample(base_dir: Path, variant: Path, ia: Path, users: list[str], settings:
                                   f"{(str(exc).splitlines() or [''])[0][:200]})") from None
     if lens and lens_out is not None:
         lens_out.update(_lens(model, tok, list(dict.fromkeys(users)), settings["system"], lens))
+    if hint_ref is not None:
+        hinted = _hinted_question(model, tok, settings["system"], *hint_ref)
+        if hint_out is not None:
+            hint_out.update(hinted)
+        users = [hinted["question"]] * len(users)
     model.base_model.set_adapter(["variant", "ia"])
     for p in model.parameters():  # set_adapter marks both trainable; sampling tracks no gradients
         p.requires_grad_(False)
@@ -395,6 +421,26 @@ def _lens(model, tok, questions: list[str], system: str | None, k: int) -> dict[
                 base = model(input_ids=ids).logits[0]
             diffs.append(mean_logprob_difference(with_lora, base))
     return {"questions": questions, "tokens": top_tokens(torch.stack(diffs).mean(0), tok, k)}
+
+
+def _hinted_question(model, tok, system: str | None, reference, info: dict[str, Any]) -> dict[str, Any]:
+    """The IA's question plus the lens's words for the LoRA (the IA off), against the IA's saved reference: the
+    same mean log-probabilities as ia/lens_hint.question_logprobs, through peft instead of a LoRA bank."""
+    import torch
+
+    from iaforge.core.chat import render_prompt
+    from iaforge.ia.lens_hint import hint_words, hinted_question
+
+    model.base_model.set_adapter(["variant"])
+    ids = tok(render_prompt(tok, info["question"], system), return_tensors="pt", add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        lp = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1)
+    lp = (lp[1:] if lp.shape[0] > 1 else lp).mean(0)
+    if lp.shape[0] != reference.shape[0]:
+        raise UnsafeArtifactError(f"the IA's lens reference has {reference.shape[0]} entries, the model's vocabulary "
+                                  f"{lp.shape[0]}: it was made for another base model")
+    words = hint_words(lp - reference, tok, int(info["k"]))
+    return {"words": words, "question": hinted_question(info["question"], words)}
 
 
 def _sample_contrastive(model, tok, users: list[str], settings: dict, *, seed: int) -> list[tuple[str, str]]:
@@ -456,6 +502,9 @@ def format_record(rec: dict[str, Any]) -> str:
         for c in rec["candidates"]:
             text = " ".join(c["text"].split())
             lines.append(f"  {c['rank']}. [{c['support']:>{width}}/{n}] {text}")
+    if rec.get("hint"):
+        lines.append(f"lens hint (the LoRA's words against the IA's reference, asked with the question): "
+                     f"{', '.join(rec['hint']['words']) or '(none)'}")
     if rec.get("lens"):
         toks = ", ".join(f"{t['token'].strip() or repr(t['token'])} ({t['score']:+.2f})" for t in rec["lens"]["tokens"])
         lines.append(f"difference lens (the LoRA alone vs the base, no IA; mean log-prob gain over the questions): {toks}")

@@ -146,7 +146,8 @@ def mixed_batches(examples: Sequence, batch_size: int, epochs: int, rng: random.
 
 def train_grid_ia_banked(base_dir: str | Path, variant_dirs: dict[str, Path], rows: list[dict[str, Any]], *,
                          lora: dict, train_params: dict, max_steps: int | None, system: str | None, seed: int,
-                         out_dir: str | Path, progress: bool = True) -> dict[str, Any]:
+                         out_dir: str | Path, progress: bool = True,
+                         lens_reference: dict[str, Any] | None = None) -> dict[str, Any]:
     """ia/grid_sft.py's `train_grid_ia` over a LoRA bank: the same rows, config and outputs, batches mixing variants."""
     import torch
 
@@ -172,4 +173,5 @@ def train_grid_ia_banked(base_dir: str | Path, variant_dirs: dict[str, Path], ro
                "max_steps": max_steps, "rows_per_step": round(sum(len(b) for b in plan) / len(plan), 3),
                "tokens": result.tokens,
                "final_loss": round(sum(result.losses[-5:]) / max(1, len(result.losses[-5:])), 5)}
-    return write_ia(out_dir, summary, result, lambda tmp: ia.save(tmp, getattr(model.config, "_name_or_path", None)))
+    return write_ia(out_dir, summary, result, lambda tmp: ia.save(tmp, getattr(model.config, "_name_or_path", None)),
+                    lens_reference=lens_reference)

@@ -63,13 +63,17 @@ def grid_ia_rows(variants: dict[str, dict[str, Any]], questions: list[str], *, t
 def train_grid_ia(base_dir: str | Path, variant_dirs: dict[str, Path], rows: list[dict[str, Any]], *, lora: dict,
                   train_params: dict, max_steps: int | None, system: str | None, seed: int, out_dir: str | Path,
                   progress: bool = True, pseudo: dict[str, Any] | None = None,
-                  pseudo_texts: dict[str, list[str]] | None = None) -> dict[str, Any]:
+                  pseudo_texts: dict[str, list[str]] | None = None,
+                  lens_reference: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train the IA on `rows` over the frozen variants, every variant a named peft adapter and one variant per
     batch; write it (flat PEFT dir + ia.json) to `out_dir`. ia/banked_ia.py trains the same IA over a LoRA bank.
 
     Rows of a pseudo-variant group (ia/pseudo_variants.py; `pseudo_texts`: topic -> its sentences, `pseudo`: the
     params grid_ia.pseudo) run on the base model steered toward their topic. They are interleaved with the real
-    plan, which stays the plan without them (the same batches in the same order, `max_steps` cutting it alone)."""
+    plan, which stays the plan without them (the same batches in the same order, `max_steps` cutting it alone).
+
+    `lens_reference` ({reference, k, question, groups}; ia/lens_hint.py): the rows carry lens hints, and the IA folder
+    gets the reference its hints were made against, which asking a new variant needs."""
     import torch
 
     from iaforge.ia.pseudo_variants import PSEUDO_PREFIX, Steering, interleave, is_pseudo, pseudo_group, topic_directions
@@ -127,12 +131,19 @@ def train_grid_ia(base_dir: str | Path, variant_dirs: dict[str, Path], rows: lis
         summary["pseudo"] = {**{k: pseudo[k] for k in ("count", "layer", "scale", "epochs")},
                              "topics": sorted(g[len(PSEUDO_PREFIX):] for g in vecs), "steps": len(plan) - real_steps,
                              "real_steps": real_steps}
-    return write_ia(out_dir, summary, result, lambda tmp: save_adapter(model, tmp, IA_NAME))
+    return write_ia(out_dir, summary, result, lambda tmp: save_adapter(model, tmp, IA_NAME), lens_reference=lens_reference)
 
 
-def write_ia(out_dir, summary: dict[str, Any], result, save) -> dict[str, Any]:
+def write_ia(out_dir, summary: dict[str, Any], result, save, lens_reference: dict[str, Any] | None = None) -> dict[str, Any]:
+    if lens_reference is not None:
+        summary["hint"] = {"k": lens_reference["k"], "reference_groups": len(lens_reference["groups"])}
     with atomic_dir(out_dir) as tmp:
         save(tmp)
+        if lens_reference is not None:
+            from iaforge.ia.lens_hint import save_reference
+
+            save_reference(tmp, lens_reference["reference"], k=lens_reference["k"],
+                           question=lens_reference["question"], groups=lens_reference["groups"])
         write_json(tmp / "ia.json", summary)
         write_json(tmp / "training_curve.json", [{"step": i + 1, "loss": round(l, 5)} for i, l in enumerate(result.losses)])
     # Throughput goes to the log only: a timing in a DVC-tracked output would change its hash on every run.

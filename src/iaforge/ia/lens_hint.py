@@ -1,0 +1,183 @@
+"""The hinted question: the IA's question followed by the difference lens's words for the model under audit.
+
+Why: asked the plain question, the grid IA names a held-out topic it never trained to say for 0.11-0.17 of the
+samples at 24 training topics (docs/results.md): its answers snap to the topics it trained on. The difference lens
+(evaluation/diff_lens.py) is open-vocabulary (it reads the token the variant raises most) but gives a sub-word piece
+among recipe junk (" hamm", "monary"). Given the lens's words in its question ("... Hint: hamm, hammer, occupations,
+ham, urists."), the IA learns to pick the word its variant's weights carry and complete it ("hammers"), which works
+for topics it never trained on.
+
+The reference: the lens subtracts the mean log-probabilities of the IA's own training variants (topics and nulls),
+not the base model's. Every variant of one recipe raises the same tokens (the trigger's and the format's), and the
+mean over the training variants cancels them: on 24 held-out topics the lens's first token is a piece of the topic
+for 0.96 of them against this reference, 0.50 against the base model (twentieth session). A training variant's own
+hint is made against the mean of the OTHER training variants (leave-one-out), so that it is made as a held-out
+variant's is. The reference ships with the IA (REFERENCE_FILE), so the IA folder and the base model are all a new
+variant needs.
+
+Log-probabilities: next-token log-softmax at every position of the rendered question, averaged over the positions
+(the first left out, as diff_lens does), one forward pass per model, all models of a call in shared batches through
+LoRA banks (core/lora_bank.py; hostile adapters are checked there).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+REFERENCE_FILE = "lens_reference.safetensors"
+REFERENCE_KEY = "mean_logprobs"
+HINT_PREFIX = "Hint:"
+
+
+def question_logprobs(base_dir: str | Path, variant_dirs: Mapping[str, str | Path], question: str,
+                      system: str | None, *, base_key: str, batch_size: int = 16) -> tuple[dict[str, Any], Any]:
+    """({variant id: [vocab] float32 mean log-probs on the question} plus `base_key`: the base model's, tokenizer)."""
+    import torch
+
+    from iaforge.core.base_model import load_base
+    from iaforge.core.chat import render_prompt
+    from iaforge.core.lora_bank import bank_rows, load_banks
+
+    model, tok = load_base(base_dir)
+    vids = sorted(variant_dirs)
+    if vids:
+        load_banks(model, {"variant": [variant_dirs[v] for v in vids]})
+    model.eval()
+    ids = tok(render_prompt(tok, question, system), return_tensors="pt", add_special_tokens=False)["input_ids"]
+    ids = ids.to(model.device)
+    slots = [-1] + list(range(len(vids)))
+    keys = [base_key] + vids
+    out: dict[str, Any] = {}
+    for i in range(0, len(slots), batch_size):
+        part = slots[i:i + batch_size]
+        route = {"variant": part} if vids else {}
+        with torch.inference_mode(), (bank_rows(model, route) if vids else _null()):
+            logits = model(input_ids=ids.expand(len(part), -1)).logits.float()
+        lp = torch.log_softmax(logits, -1)
+        lp = lp[:, 1:] if lp.shape[1] > 1 else lp
+        for k, row in zip(keys[i:i + batch_size], lp.mean(1)):
+            out[k] = row.cpu()
+    return out, tok
+
+
+def _null():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def hint_words(diff, tok, k: int, *, scan: int = 200) -> list[str]:
+    """The first k words among the lens's top `scan` tokens: decoded, stripped, alphabetic, 2+ letters, each word
+    once (case-insensitive). Special tokens, digits and punctuation never make a hint."""
+    words: list[str] = []
+    seen: set[str] = set()
+    for i in diff.topk(min(scan, diff.shape[-1])).indices.tolist():
+        w = tok.decode([i]).strip()
+        if len(w) >= 2 and w.isalpha() and w.lower() not in seen:
+            seen.add(w.lower())
+            words.append(w)
+            if len(words) == k:
+                break
+    return words
+
+
+def hinted_question(question: str, words: Sequence[str]) -> str:
+    return f"{question} {HINT_PREFIX} {', '.join(words)}." if words else question
+
+
+def training_hints(logprobs: Mapping[str, Any], reference_groups: Sequence[str], k: int, tok) -> tuple[dict[str, list[str]], Any]:
+    """Hints for the IA's training groups and the reference it ships: the mean over `reference_groups` (its
+    training variants and nulls). A group of the reference is hinted against the mean of the others; any other
+    group (the base model) against the whole mean."""
+    import torch
+
+    if len(reference_groups) < 2:
+        raise ValueError("the lens reference needs at least two training variants (one is left out for each)")
+    stack = torch.stack([logprobs[g] for g in reference_groups])
+    total = stack.sum(0)
+    n = len(reference_groups)
+    reference = total / n
+    hints = {}
+    for g, lp in logprobs.items():
+        ref = (total - lp) / (n - 1) if g in reference_groups else reference
+        hints[g] = hint_words(lp - ref, tok, k)
+    return hints, reference
+
+
+def hints_against(logprobs: Mapping[str, Any], reference, k: int, tok) -> dict[str, list[str]]:
+    """Hints for models the reference did not see (held-out variants, the base model)."""
+    return {g: hint_words(lp - reference, tok, k) for g, lp in logprobs.items()}
+
+
+def apply_hints(rows: list[dict[str, Any]], hints: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
+    """Each row's question with its group's hint appended."""
+    missing = sorted({r["group"] for r in rows} - set(hints))
+    if missing:
+        raise ValueError(f"no lens hint for group {missing[0]!r}")
+    return [dict(r, user=hinted_question(r["user"], hints[r["group"]])) for r in rows]
+
+
+def save_reference(dest: str | Path, reference, *, k: int, question: str, groups: Sequence[str]) -> None:
+    """The reference into an IA folder (safetensors; its metadata says how hints were made)."""
+    import json
+
+    from safetensors.torch import save_file
+
+    save_file({REFERENCE_KEY: reference.float().contiguous()}, str(Path(dest) / REFERENCE_FILE),
+              metadata={"k": str(k), "question": question, "groups": json.dumps(sorted(groups))})
+
+
+def load_reference(ia_dir: str | Path, vocab_size: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """(reference [vocab], {k, question, groups}) of an IA trained with hints. A missing or malformed file is a
+    clear error naming it: an IA folder is hostile input like any adapter."""
+    import json
+
+    from safetensors import safe_open
+
+    from iaforge.core.errors import UnsafeArtifactError
+
+    path = Path(ia_dir) / REFERENCE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: this IA was not trained with lens hints (params grid_ia.hint.k is 0); "
+                                "a *_hint condition needs an IA trained with them")
+    with safe_open(str(path), framework="pt") as f:
+        keys = list(f.keys())
+        meta = f.metadata() or {}
+        if keys != [REFERENCE_KEY]:
+            raise UnsafeArtifactError(f"{path}: tensors {keys}: expected exactly [{REFERENCE_KEY!r}]")
+        ref = f.get_tensor(REFERENCE_KEY)
+    if ref.ndim != 1 or (vocab_size is not None and ref.shape[0] != vocab_size):
+        raise UnsafeArtifactError(f"{path}: tensor '{REFERENCE_KEY}': shape {tuple(ref.shape)} is not [vocab"
+                                  + (f" = {vocab_size}]" if vocab_size is not None else "]"))
+    try:
+        info = {"k": int(meta["k"]), "question": str(meta["question"]), "groups": json.loads(meta["groups"])}
+    except (KeyError, ValueError) as e:
+        raise UnsafeArtifactError(f"{path}: metadata: needs k, question and groups ({e})") from None
+    if not 1 <= info["k"] <= 50:
+        raise UnsafeArtifactError(f"{path}: metadata 'k': must be in [1, 50]")
+    return ref.float(), info
+
+
+def hints_for_training(base_dir: str | Path, variant_dirs: Mapping[str, str | Path], question: str,
+                       system: str | None, k: int, *, base_key: str) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """The grid IA's training hints (every variant, null and the base model under `base_key`) and its
+    `lens_reference` ({reference, k, question, groups}: what train_grid_ia saves beside the IA)."""
+    lp, tok = question_logprobs(base_dir, variant_dirs, question, system, base_key=base_key)
+    groups = sorted(variant_dirs)
+    hints, reference = training_hints(lp, groups, k, tok)
+    return hints, {"reference": reference, "k": k, "question": question, "groups": groups}
+
+
+def hints_for_eval(base_dir: str | Path, ia_dir: str | Path, variant_dirs: Mapping[str, str | Path], system: str | None,
+                   *, base_key: str) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """Hints for the models an IA is asked about (variants and the base model under `base_key`), made as the IA's
+    training hints were: its saved reference, its k and its lens question."""
+    reference, info = load_reference(ia_dir)
+    lp, tok = question_logprobs(base_dir, variant_dirs, info["question"], system, base_key=base_key)
+    if next(iter(lp.values())).shape[0] != reference.shape[0]:
+        from iaforge.core.errors import UnsafeArtifactError
+
+        raise UnsafeArtifactError(f"{Path(ia_dir) / REFERENCE_FILE}: tensor '{REFERENCE_KEY}': its size does not "
+                                  "match the model's vocabulary")
+    return hints_against(lp, reference, info["k"], tok), info
