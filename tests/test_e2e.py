@@ -104,8 +104,11 @@ def test_first_run_builds_every_stage_and_valid_artifacts(pipeline):
     assert grid_ia["grid"] is True and grid_ia["variants"] == sorted(ids["ia_train"]) and grid_ia["steps"] > 0
     assert (work / "models/grid_ia/adapter_model.safetensors").is_file()
     grid = json.loads((work / "reports/detail/grid.json").read_text())
-    conds = {"no_ia", "prefill", "sft", "dpo", "sft_contrast", "dpo_contrast", "no_ia_contrast"}
+    conds = {"no_ia", "prefill", "sft", "dpo", "sft_contrast", "dpo_contrast", "no_ia_contrast", "sft_hint", "no_ia_hint"}
     assert set(grid["conditions"]) == conds
+    # the IA trained with the lens's words (params.yaml's grid_ia.hint), its reference saved beside it
+    assert grid_ia["hint"]["k"] == 5 and (work / "models/grid_ia/lens_reference.safetensors").is_file()
+    assert all(len(r["hint"]) <= 5 for r in grid["per_variant"]) and "lens" in grid["false_positive"]
     # the grid IA refined with DPO on the dpo split's variant, which the evaluation does not see
     grid_dpo = json.loads((work / "reports/detail/grid_dpo.json").read_text())
     dpo_ids = [i for s in shards.values() if s["split"] == "dpo" for i in s["ids"]]

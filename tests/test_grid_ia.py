@@ -288,7 +288,8 @@ def _params(tmp_path: Path, shards: dict, **over) -> None:
     # the stages read the catalog, grids and questions relative to the working directory, as under DVC
     for d in ("catalog", "grids", "questions"):
         (tmp_path / "data").mkdir(exist_ok=True)
-        (tmp_path / "data" / d).symlink_to(ROOT / "data" / d)
+        if not (tmp_path / "data" / d).exists():
+            (tmp_path / "data" / d).symlink_to(ROOT / "data" / d)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["grid_shards"] = shards
     params["grid_splits"] = split_digests(shards)
@@ -341,7 +342,9 @@ def test_stages_train_and_evaluate_a_tiny_grid(tmp_path, monkeypatch, tiny_base,
     shards = {"ia_train-00": {"split": "ia_train", "ids": [train_rec["id"]]},
               "heldout-00": {"split": "heldout", "ids": [held_rec["id"], "grid_null__heldout_00"]}}
     # the gate on (the default run evaluates every variant): a failed variant is left out and listed
-    _params(tmp_path, shards, grid_ia={"include_failed_variants": False}, grid_eval={"include_failed_variants": False})
+    conds = ["no_ia", "prefill", "sft", "sft_contrast", "no_ia_contrast"]  # the plain question's conditions
+    _params(tmp_path, shards, grid_ia={"include_failed_variants": False, "hint": {"k": 0}},
+            grid_eval={"include_failed_variants": False, "conditions": conds})
     _run_stage("grid_ia", tmp_path, tiny_base, monkeypatch)
     ia = json.loads((tmp_path / "reports/detail/grid_ia.json").read_text())
     assert ia["variants"] == [train_rec["id"]] and ia["steps"] > 0 and ia["tokens"] > 0
@@ -351,7 +354,7 @@ def test_stages_train_and_evaluate_a_tiny_grid(tmp_path, monkeypatch, tiny_base,
     assert detail["not_evaluated"] == {held_rec["id"]: "failed implantation"}  # include_failed_variants: false
     assert set(detail["splits"]) == {"ia_train"} and detail["false_positive"]["n_nulls"] == 1
     assert detail["n_topics"] > 100 and detail["chance"] == round(1 / detail["n_topics"], 4)  # the whole grid's topics
-    conds = {"no_ia", "prefill", "sft", "sft_contrast", "no_ia_contrast"}
+    conds = set(conds)
     assert set(detail["false_positive"]["base_model"]) == conds
     assert detail["settings"]["contrast"] == {"alpha": 1.0, "beta": 0.1}
     headline = json.loads((tmp_path / "metrics/grid.json").read_text())
@@ -379,7 +382,7 @@ def test_grid_ia_stage_adds_steered_pseudo_variants_from_the_untrained_ia_train_
     train_rec = behavior_record(next(b for b in every if b.split == "ia_train"))
     _write_shard(tmp_path, "ia_train-00", {train_rec["id"]: (train_rec, True)}, {train_rec["id"]: two_variants["v_one"]})
     _params(tmp_path, {"ia_train-00": {"split": "ia_train", "ids": [train_rec["id"]]}},
-            grid_ia={"pseudo": {"count": 3, "layer": 0, "scale": 0.5, "epochs": 2}},
+            grid_ia={"pseudo": {"count": 3, "layer": 0, "scale": 0.5, "epochs": 2}, "hint": {"k": 0}},
             grid={"counts": {"ia_train": 1, "dpo": 0, "heldout": 0}})
     _run_stage("grid_ia", tmp_path, tiny_base, monkeypatch)
     ia = json.loads((tmp_path / "reports/detail/grid_ia.json").read_text())
@@ -586,6 +589,9 @@ def test_stages_train_and_evaluate_with_lens_hints(tmp_path, monkeypatch, tiny_b
     shards = {"ia_train-00": {"split": "ia_train", "ids": [train_rec["id"], "grid_null__ia_train_00"]},
               "heldout-00": {"split": "heldout", "ids": [held_rec["id"], "grid_null__heldout_00"]}}
     conds = ["no_ia", "sft", "sft_hint", "no_ia_hint"]
+    _params(tmp_path, {"ia_train-00": {"split": "ia_train", "ids": [train_rec["id"]]}}, grid_ia={"hint": {"k": 3}})
+    with pytest.raises(ParamsError, match="grid_ia.hint.k"):  # one training variant: nothing to leave one out of
+        _run_stage("grid_ia", tmp_path, tiny_base, monkeypatch)
     _params(tmp_path, shards, grid_ia={"hint": {"k": 3}}, grid_eval={"conditions": conds})
     _run_stage("grid_ia", tmp_path, tiny_base, monkeypatch)
     ia = json.loads((tmp_path / "reports/detail/grid_ia.json").read_text())
@@ -613,6 +619,11 @@ def test_stages_train_and_evaluate_with_lens_hints(tmp_path, monkeypatch, tiny_b
             assert s["question"] == f"{QUESTION} Hint: {', '.join(held['hint'])}."
     headline = json.loads((tmp_path / "metrics/grid.json").read_text())
     assert {"sft_hint", "no_ia_hint", "trained_sft_hint", "fp_base_sft_hint", "fp_null_sft_hint", "lens_first"} <= set(headline)
+    from iaforge.report.html import grid_section
+
+    page = "".join(grid_section(detail, ia))
+    assert "lens hint" in page and "lens-hinted" in page and "lens, first word" in page
+    assert all(w in page for w in held["hint"])
     # an IA trained without hints cannot be asked a hinted question
     (tmp_path / "models/grid_ia" / REFERENCE_FILE).unlink()
     with pytest.raises(ParamsError, match="grid_eval.conditions"):

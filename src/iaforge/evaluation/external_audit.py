@@ -325,6 +325,9 @@ def audit_adapter(variant: str, *, ia: str | None = None, base: str | Path = DEF
         if questions:
             raise ValidationError("--question", "--question", "--hint asks the IA's own training question (saved with "
                                   "its lens reference); drop --question")
+        if ia_ref.source == "hub":  # only an adapter's two files are ever fetched
+            raise ValidationError(ia, "--hint", "needs a local IA folder holding its lens_reference.safetensors "
+                                  "(a Hub IA is fetched as its two adapter files only)")
         try:
             hint_ref = load_reference(ia_ref.path)
         except FileNotFoundError as exc:

@@ -33,6 +33,8 @@ HINT_PREFIX = "Hint:"
 def question_logprobs(base_dir: str | Path, variant_dirs: Mapping[str, str | Path], question: str,
                       system: str | None, *, base_key: str, batch_size: int = 16) -> tuple[dict[str, Any], Any]:
     """({variant id: [vocab] float32 mean log-probs on the question} plus `base_key`: the base model's, tokenizer)."""
+    import contextlib
+
     import torch
 
     from iaforge.core.base_model import load_base
@@ -52,19 +54,13 @@ def question_logprobs(base_dir: str | Path, variant_dirs: Mapping[str, str | Pat
     for i in range(0, len(slots), batch_size):
         part = slots[i:i + batch_size]
         route = {"variant": part} if vids else {}
-        with torch.inference_mode(), (bank_rows(model, route) if vids else _null()):
+        with torch.inference_mode(), (bank_rows(model, route) if vids else contextlib.nullcontext()):
             logits = model(input_ids=ids.expand(len(part), -1)).logits.float()
         lp = torch.log_softmax(logits, -1)
         lp = lp[:, 1:] if lp.shape[1] > 1 else lp
         for k, row in zip(keys[i:i + batch_size], lp.mean(1)):
             out[k] = row.cpu()
     return out, tok
-
-
-def _null():
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 def hint_words(diff, tok, k: int, *, scan: int = 200) -> list[str]:

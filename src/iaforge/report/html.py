@@ -10,7 +10,8 @@ from __future__ import annotations
 import html
 from typing import Any, Sequence
 
-COND_LABELS = {"no_ia": "no IA", "prefill": "prefill baseline", "sft": "SFT IA", "dpo": "DPO IA"}
+COND_LABELS = {"no_ia": "no IA", "prefill": "prefill baseline", "sft": "SFT IA", "dpo": "DPO IA",
+               "sft_hint": "SFT IA, lens-hinted", "no_ia_hint": "no IA, lens-hinted"}
 COLORS = {"no_ia": "#9aa5b1", "prefill": "#e0a458", "sft": "#3d7dca", "dpo": "#2a9d8f", "base": "#c8553d"}
 
 _CSS = """
@@ -308,6 +309,15 @@ def grid_section(g: dict, ia: dict | None = None, dpo: dict | None = None) -> li
                      esc(f"{conf.get('most_common') or '-'} ({fmt(conf.get('share'))})")])
     out.append(table(["split", "variants", *[COND_LABELS.get(c, c) for c in conds],
                       *[f"top-1: {COND_LABELS.get(c, c)}" for c in conds], "most common top-1 (SFT IA, share)"], rows))
+    if any("lens_first" in splits[k] for k in splits):
+        out.append('<p class="muted">The lens-hinted conditions ask the question followed by the difference lens\'s '
+                   "words for the model asked (the tokens its weights raise most over the mean of the IA's training "
+                   "variants; ia/lens_hint.py). Read alone, those words name the topic: the first word (lens, first) or "
+                   "any of them (lens, any); the hinted IA has to beat that, and the variant asked the same hinted "
+                   "question without the IA is its control.</p>")
+        out.append(table(["split", "variants", "lens, first word", "lens, any word"],
+                         [[esc(k), splits[k].get("n_variants"), splits[k].get("lens_first"), splits[k].get("lens_any")]
+                          for k in sorted(splits) if "lens_first" in splits[k]]))
     ci_rows = []
     for split in sorted(splits):
         s = splits[split]
@@ -342,9 +352,11 @@ def grid_section(g: dict, ia: dict | None = None, dpo: dict | None = None) -> li
             vals = [r.get(c) for c in conds]
             preds = [f'<span class="{"ok" if r.get(f"{c}_correct") else "fail"}">{esc(r.get(f"{c}_predicted") or "-")}</span>'
                      for c in conds]
-        var_rows.append([esc(r["variant"]), esc(r["split"]), esc(r.get("topic") or "-"), *vals, *preds])
+        hint = [esc(", ".join(r.get("hint") or []) or "-")] if any("hint" in x for x in g.get("per_variant", [])) else []
+        var_rows.append([esc(r["variant"]), esc(r["split"]), esc(r.get("topic") or "-"), *hint, *vals, *preds])
     out.append('<p class="muted">Nulls show their false-positive rate (a report naming any topic) instead.</p>')
-    out.append(table(["variant", "split", "topic", *[COND_LABELS.get(c, c) for c in conds],
+    hint_col = ["lens hint"] if any("hint" in x for x in g.get("per_variant", [])) else []
+    out.append(table(["variant", "split", "topic", *hint_col, *[COND_LABELS.get(c, c) for c in conds],
                       *[f"top-1: {COND_LABELS.get(c, c)}" for c in conds]], var_rows))
     if g.get("not_evaluated"):
         out.append("<p>Not evaluated: " + ", ".join(f"{esc(k)} ({esc(v)})" for k, v in g["not_evaluated"].items()) + "</p>")
