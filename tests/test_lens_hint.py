@@ -51,6 +51,9 @@ def test_training_hints_cancel_what_every_variant_raises_and_leave_each_variant_
     assert hint_words(lp["v_pianos"] - others, Tok(), 3) == hints_against({"x": lp["v_pianos"]}, others, 3, Tok())["x"]
     # the base model (not in the reference) is read against the whole mean: it lowers the shared token
     assert "monary" not in hints["__base__"]
+    # asked again against the saved reference, a training variant gets its training hint back (leave-one-out)
+    again = hints_against(lp, ref, 1, Tok(), reference_groups=groups)
+    assert again == hints
     with pytest.raises(ValueError, match="at least two"):
         training_hints(lp, ["null"], 1, Tok())
 

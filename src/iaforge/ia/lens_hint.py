@@ -101,9 +101,17 @@ def training_hints(logprobs: Mapping[str, Any], reference_groups: Sequence[str],
     return hints, reference
 
 
-def hints_against(logprobs: Mapping[str, Any], reference, k: int, tok) -> dict[str, list[str]]:
-    """Hints for models the reference did not see (held-out variants, the base model)."""
-    return {g: hint_words(lp - reference, tok, k) for g, lp in logprobs.items()}
+def hints_against(logprobs: Mapping[str, Any], reference, k: int, tok, *,
+                  reference_groups: Sequence[str] = ()) -> dict[str, list[str]]:
+    """Hints against a saved reference: a model the reference did not see (a held-out variant, the base model)
+    against all of it; one of its `reference_groups` (the IA's own training variants, asked again) against the
+    mean of the others, as its training hint was made."""
+    n = len(reference_groups)
+    out = {}
+    for g, lp in logprobs.items():
+        ref = (reference * n - lp) / (n - 1) if g in reference_groups and n > 1 else reference
+        out[g] = hint_words(lp - ref, tok, k)
+    return out
 
 
 def apply_hints(rows: list[dict[str, Any]], hints: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
@@ -176,4 +184,4 @@ def hints_for_eval(base_dir: str | Path, ia_dir: str | Path, variant_dirs: Mappi
 
         raise UnsafeArtifactError(f"{Path(ia_dir) / REFERENCE_FILE}: tensor '{REFERENCE_KEY}': its size does not "
                                   "match the model's vocabulary")
-    return hints_against(lp, reference, info["k"], tok), info
+    return hints_against(lp, reference, info["k"], tok, reference_groups=info["groups"]), info
