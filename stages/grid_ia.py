@@ -53,8 +53,8 @@ def run():
             from iaforge.core.config import ParamsError
 
             raise ParamsError("params.yaml", "grid_ia.hint.k", f"lens hints need at least two ia_train grid variants "
-                              f"(nulls count; this run has {len(variants)}): each training hint is made against the "
-                              "others, or set k 0")
+                              f"(nulls count; this run has {len(variants)}): against a mean of one, its own "
+                              "difference is zero; or set k 0")
         hints, lens_reference = hints_for_training(a.base, {k: v["path"] for k, v in variants.items()}, p["question"],
                                                    params["chat"]["system_prompt"], int(p["hint"]["k"]), base_key=BASE_GROUP)
         rows = apply_hints(rows, hints)

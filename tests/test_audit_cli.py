@@ -174,13 +174,14 @@ def test_hint_asks_the_ias_question_with_the_loras_lens_words_against_its_saved_
     assert rc == 2 and "--hint" in err and "not trained with lens hints" in err
     lp, tok = question_logprobs(tiny_base, {"v": two_variants["v_one"]}, "Odd?", system, base_key="base")
     reference = lp["base"] + 0.01 * torch.arange(lp["base"].shape[0]) / lp["base"].shape[0]
-    save_reference(ia, reference, k=4, question="Odd?", groups=["a", "b"])
+    save_reference(ia, reference, k=4, question="Odd?", system=system, groups=["a", "b"])
     rc, out, err = _run(capsys, *args, "--hint")
     assert rc == 0, err
     rec = json.loads(out)
     words = hints_against({"v": lp["v"]}, reference, 4, tok)["v"]
     assert rec["hint"] == {"words": words, "question": f"Odd? Hint: {', '.join(words)}."} and len(words) == 4
     assert [r["question"] for r in rec["reports"]] == [rec["hint"]["question"]] * 3
+    assert rec["settings"]["system_prompt"] == system  # the reference's, whatever --params says
     rc, _, err = _run(capsys, *args, "--hint", "--question", "Mine?")
     assert rc == 2 and "--question" in err
     rc, out, err = _run(capsys, *args[:-1], "--hint")

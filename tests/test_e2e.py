@@ -109,6 +109,10 @@ def test_first_run_builds_every_stage_and_valid_artifacts(pipeline):
     # the IA trained with the lens's words (params.yaml's grid_ia.hint), its reference saved beside it
     assert grid_ia["hint"]["k"] == 5 and (work / "models/grid_ia/lens_reference.safetensors").is_file()
     assert all(len(r["hint"]) <= 5 for r in grid["per_variant"]) and "lens" in grid["false_positive"]
+    assert any(r["hint"] for r in grid["per_variant"])
+    # grid DPO samples (and refines) the hinted IA on hinted questions
+    pairs = [json.loads(line) for line in (work / "data/grid_dpo_pairs.jsonl").read_text().splitlines()]
+    assert pairs and all(" Hint: " in p["user"] for p in pairs)
     # the grid IA refined with DPO on the dpo split's variant, which the evaluation does not see
     grid_dpo = json.loads((work / "reports/detail/grid_dpo.json").read_text())
     dpo_ids = [i for s in shards.values() if s["split"] == "dpo" for i in s["ids"]]

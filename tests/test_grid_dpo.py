@@ -111,7 +111,7 @@ def test_stages_refine_the_grid_ia_and_evaluate_the_dpo_conditions(tmp_path, mon
               "dpo-00": {"split": "dpo", "ids": [dp["id"], "grid_null__dpo_00"]},
               "heldout-00": {"split": "heldout", "ids": [held["id"]]}}
     conds = ["no_ia", "sft", "dpo", "dpo_contrast"]
-    _params(tmp_path, shards, grid_ia={"include_failed_variants": True},
+    _params(tmp_path, shards, grid_ia={"include_failed_variants": True, "hint": {"k": 0}},  # the plain question
             grid_dpo={"n_samples": 2, "max_new_tokens": 4,
                       "train": {"lr": 0.01, "epochs": 2, "batch_size": 4, "max_len": 64, "mixed_precision": "no"}},
             grid_eval={"conditions": conds})

@@ -606,8 +606,9 @@ def test_stages_train_and_evaluate_with_lens_hints(tmp_path, monkeypatch, tiny_b
     detail = json.loads((tmp_path / "reports/detail/grid.json").read_text())
     held = next(r for r in detail["per_variant"] if r["variant"] == held_rec["id"])
     # the held-out variant's hint is made against the reference saved with the IA, as at training
-    lp, tok = question_logprobs(tiny_base, {held_rec["id"]: two_variants["v_two"]}, QUESTION, "You are a helpful assistant.",
-                                base_key=BASE_GROUP)
+    system = yaml.safe_load((ROOT / "params.yaml").read_text())["chat"]["system_prompt"]
+    assert info["system"] == system
+    lp, tok = question_logprobs(tiny_base, {held_rec["id"]: two_variants["v_two"]}, QUESTION, system, base_key=BASE_GROUP)
     assert held["hint"] == hints_against({held_rec["id"]: lp[held_rec["id"]]}, ref, 3, tok)[held_rec["id"]]
     assert isinstance(held["lens_first"], bool) and "lens_first" in detail["splits"]["heldout"]
     assert "hint" in detail["false_positive"]["lens"]["base_model"]
@@ -624,6 +625,12 @@ def test_stages_train_and_evaluate_with_lens_hints(tmp_path, monkeypatch, tiny_b
     page = "".join(grid_section(detail, ia))
     assert "lens hint" in page and "lens-hinted" in page and "lens, first word" in page
     assert all(w in page for w in held["hint"])
+    # asked under another system prompt than its reference was read under: refused, naming the param
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["chat"]["system_prompt"] = "Another prompt."
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ParamsError, match="chat.system_prompt"):
+        _run_stage("grid_eval", tmp_path, tiny_base, monkeypatch)
     # an IA trained without hints cannot be asked a hinted question
     (tmp_path / "models/grid_ia" / REFERENCE_FILE).unlink()
     with pytest.raises(ParamsError, match="grid_eval.conditions"):

@@ -36,7 +36,7 @@ def test_hint_words_skip_specials_digits_punctuation_pieces_and_repeats():
     assert hinted_question("Q?", ["a", "b"]) == "Q? Hint: a, b." and hinted_question("Q?", []) == "Q?"
 
 
-def test_training_hints_cancel_what_every_variant_raises_and_leave_each_variant_out_of_its_own_reference():
+def test_training_hints_cancel_what_every_variant_raises():
     # every variant raises " monary" (the recipe's token); each its own topic a little less
     lp = {"v_pianos": _vec({6: 5.0, 0: 2.0}), "v_owls": _vec({6: 5.0, 5: 2.0}), "v_tea": _vec({6: 5.0, 8: 2.0}),
           "null": _vec({6: 5.0}), "__base__": _vec({})}
@@ -46,16 +46,23 @@ def test_training_hints_cancel_what_every_variant_raises_and_leave_each_variant_
     assert hints["v_pianos"] == ["pianos"] and hints["v_owls"] == ["owls"] and hints["v_tea"] == ["tea"]
     # against the base model the shared token comes first: what the variants' reference removes
     assert hints_against({"v_pianos": lp["v_pianos"]}, lp["__base__"], 1, Tok()) == {"v_pianos": ["monary"]}
-    # leave-one-out: a variant's own topic is not in its reference (with it in, v_pianos's " pianos" is damped)
-    others = torch.stack([lp[g] for g in groups if g != "v_pianos"]).mean(0)
-    assert hint_words(lp["v_pianos"] - others, Tok(), 3) == hints_against({"x": lp["v_pianos"]}, others, 3, Tok())["x"]
-    # the base model (not in the reference) is read against the whole mean: it lowers the shared token
-    assert "monary" not in hints["__base__"]
-    # asked again against the saved reference, a training variant gets its training hint back (leave-one-out)
-    again = hints_against(lp, ref, 1, Tok(), reference_groups=groups)
-    assert again == hints
+    # the base model, below the mean on the shared token, never gets it as a hint
+    assert "monary" not in training_hints(lp, groups, 3, Tok())[0]["__base__"]
+    # asked again against the saved reference, every model gets its training hint back
+    assert hints_against(lp, ref, 1, Tok()) == hints
     with pytest.raises(ValueError, match="at least two"):
         training_hints(lp, ["null"], 1, Tok())
+
+
+def test_leaving_a_variant_out_of_the_mean_would_change_no_word():
+    # why the reference keeps each training variant in: lp - mean(others) = n/(n-1) (lp - mean(all))
+    g = torch.Generator().manual_seed(0)
+    lps = [torch.randn(11, generator=g) for _ in range(5)]
+    total = torch.stack(lps).sum(0)
+    for lp in lps:
+        loo = lp - (total - lp) / 4
+        assert torch.allclose(loo, (lp - total / 5) * 5 / 4, atol=1e-6)
+        assert hint_words(loo, Tok(), 4) == hint_words(lp - total / 5, Tok(), 4)
 
 
 def test_apply_hints_appends_each_groups_words_and_refuses_a_group_without_a_hint():
@@ -70,23 +77,30 @@ def test_reference_round_trips_and_a_bad_file_is_refused(tmp_path):
     from safetensors.torch import save_file
 
     ref = torch.randn(11)
-    save_reference(tmp_path, ref, k=4, question="Q?", groups=["b", "a"])
+    save_reference(tmp_path, ref, k=4, question="Q?", system="S.", groups=["b", "a"])
     got, info = load_reference(tmp_path)
-    assert torch.equal(got, ref) and info == {"k": 4, "question": "Q?", "groups": ["a", "b"]}
+    assert torch.equal(got, ref) and info == {"k": 4, "question": "Q?", "system": "S.", "groups": ["a", "b"]}
     with pytest.raises(FileNotFoundError, match="not trained with lens hints"):
         load_reference(tmp_path / "nothing")
     bad = tmp_path / "bad"
     bad.mkdir()
-    save_file({"mean_logprobs": ref, "extra": ref.clone()}, str(bad / REFERENCE_FILE), metadata={"k": "4", "question": "Q",
-                                                                                            "groups": "[]"})
-    with pytest.raises(UnsafeArtifactError, match="expected exactly"):
-        load_reference(bad)
-    save_file({"mean_logprobs": ref}, str(bad / REFERENCE_FILE), metadata={"k": "4"})
-    with pytest.raises(UnsafeArtifactError, match="metadata"):
-        load_reference(bad)
-    save_file({"mean_logprobs": ref.reshape(1, -1)}, str(bad / REFERENCE_FILE),
-              metadata={"k": "4", "question": "Q", "groups": "[]"})
-    with pytest.raises(UnsafeArtifactError, match="shape"):
+    meta = {"k": "4", "question": "Q", "system": "null", "groups": "[]"}
+
+    def refused(tensors, metadata, match, **kw):
+        save_file(tensors, str(bad / REFERENCE_FILE), metadata=metadata)
+        with pytest.raises(UnsafeArtifactError, match=match):
+            load_reference(bad, **kw)
+
+    refused({"mean_logprobs": ref, "extra": ref.clone()}, meta, "expected exactly")
+    refused({"mean_logprobs": ref}, {"k": "4"}, "metadata")
+    refused({"mean_logprobs": ref.reshape(1, -1)}, meta, "shape")
+    refused({"mean_logprobs": ref}, meta, "shape", vocab_size=12)
+    refused({"mean_logprobs": torch.full((11,), float("nan"))}, meta, "finite")
+    refused({"mean_logprobs": ref}, dict(meta, groups='"abc"'), "groups")
+    refused({"mean_logprobs": ref}, dict(meta, question=" "), "question")
+    refused({"mean_logprobs": ref}, dict(meta, k="0"), "'k'")
+    (bad / REFERENCE_FILE).write_bytes(b"\x00" * 64)  # not safetensors at all: one line, not a traceback
+    with pytest.raises(UnsafeArtifactError, match="not a readable safetensors"):
         load_reference(bad)
 
 

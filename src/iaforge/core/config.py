@@ -778,7 +778,7 @@ class GridDpoConfig(Strict):
 
 
 GRID_EVAL_CONDITIONS = ("no_ia", "prefill", "sft", "dpo", "sft_contrast", "dpo_contrast", "no_ia_contrast", "sft_hint",
-                        "no_ia_hint")
+                        "dpo_hint", "no_ia_hint")
 
 
 @dataclass

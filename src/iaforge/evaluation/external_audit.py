@@ -333,6 +333,8 @@ def audit_adapter(variant: str, *, ia: str | None = None, base: str | Path = DEF
         except FileNotFoundError as exc:
             raise ValidationError(ia_ref.path, "--hint", str(exc)) from None
         questions = [hint_ref[1]["question"]]
+        # the lens positions and the IA's training rows were read under the reference's system prompt
+        settings["system"] = hint_ref[1].get("system")
     asked = questions_for(questions, settings["questions"])
     modules, n_layers = _base_skeleton(base_dir)
     names = base_names(base_dir)
@@ -437,8 +439,8 @@ def _hinted_question(model, tok, system: str | None, reference, info: dict[str, 
     model.base_model.set_adapter(["variant"])
     ids = tok(render_prompt(tok, info["question"], system), return_tensors="pt", add_special_tokens=False)["input_ids"]
     with torch.no_grad():
-        lp = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1)
-    lp = (lp[1:] if lp.shape[0] > 1 else lp).mean(0)
+        lp = torch.log_softmax(model(input_ids=ids.to(model.device)).logits[0].float(), -1)
+    lp = (lp[1:] if lp.shape[0] > 1 else lp).mean(0).cpu()
     if lp.shape[0] != reference.shape[0]:
         raise UnsafeArtifactError(f"the IA's lens reference has {reference.shape[0]} entries, the model's vocabulary "
                                   f"{lp.shape[0]}: it was made for another base model")

@@ -29,12 +29,13 @@ from iaforge.judging.judge import is_abstention
 from iaforge.variants.grid_index import topic_of, topic_terms
 from iaforge.variants.grid_topics import named_topics, names_topic
 
-DPO_CONDITIONS = ("dpo", "dpo_contrast")  # they need the DPO-refined grid IA (stage grid_dpo)
+DPO_CONDITIONS = ("dpo", "dpo_contrast", "dpo_hint")  # they need the DPO-refined grid IA (stage grid_dpo)
 # The hinted question (ia/lens_hint.py): the question plus the difference lens's words for the model asked, made
-# against the reference saved with an IA trained with hints. sft_hint: the IA asked so; no_ia_hint: its control,
-# the variant alone asked the same hinted question (a hint word can cue a gated variant into its topic).
+# against the reference saved with an IA trained with hints. sft_hint: the IA asked so (dpo_hint: the IA refined
+# with DPO, on hinted questions too); no_ia_hint: its control, the variant alone asked the same hinted question (a
+# hint word can cue a gated variant into its topic).
 HINT = "_hint"
-HINT_CONDITIONS = ("sft_hint", "no_ia_hint")
+HINT_CONDITIONS = ("sft_hint", "dpo_hint", "no_ia_hint")
 NO_GRID = "no grid in this run (params grid_shards is empty)"
 
 
@@ -239,16 +240,19 @@ def run_grid_eval(base_dir: str | Path, ia_dir: str | Path, variants: dict[str, 
     hints: dict[str, list[str]] = {}
     if any(c in HINT_CONDITIONS for c in conditions):
         from iaforge.core.adapter_stack import BASE_GROUP
-        from iaforge.ia.lens_hint import hints_for_eval
+        from iaforge.core.config import ParamsError
+        from iaforge.ia.lens_hint import hints_for_eval, load_reference
 
         try:
-            hints, _ = hints_for_eval(base_dir, ia_dir, {v: evaluated[v]["path"] for v in evaluated}, system,
-                                      base_key=BASE_GROUP)
+            reference, info = load_reference(ia_dir)
         except FileNotFoundError as e:
-            from iaforge.core.config import ParamsError
-
             raise ParamsError("params.yaml", "grid_eval.conditions", f"{e} (set grid_ia.hint.k, or drop "
                               f"{', '.join(c for c in conditions if c in HINT_CONDITIONS)})") from None
+        if info.get("system") != system:
+            raise ParamsError("params.yaml", "chat.system_prompt", f"the grid IA's lens reference was read under "
+                              f"{info.get('system')!r}, this evaluation asks under {system!r}: retrain the IA (dvc repro grid_ia)")
+        hints = hints_for_eval(base_dir, reference, info, {v: evaluated[v]["path"] for v in evaluated}, system,
+                               base_key=BASE_GROUP)
         hints[None] = hints.pop(BASE_GROUP)
 
     def job(group, c, n, tag):
@@ -307,7 +311,7 @@ def headline_metrics(detail: dict[str, Any]) -> dict[str, Any]:
                 "fp_null_sft_contrast": (fp["nulls"].get("sft_contrast") or {}).get("fp")}
                if "sft_contrast" in detail["conditions"] else {}),
             **({"lens_first": held.get("lens_first"), "lens_any": held.get("lens_any")} if "lens_first" in held else {}),
-            **{k: v for c in ("sft_hint", "dpo", "dpo_contrast") if c in detail["conditions"] for k, v in {
+            **{k: v for c in ("sft_hint", "dpo", "dpo_contrast", "dpo_hint") if c in detail["conditions"] for k, v in {
                 f"trained_{c}": trained.get(c), f"accuracy_{c}": held.get(f"{c}_accuracy"),
                 f"fp_base_{c}": (fp["base_model"].get(c) or {}).get("fp"),
                 f"fp_null_{c}": (fp["nulls"].get(c) or {}).get("fp")}.items()}}

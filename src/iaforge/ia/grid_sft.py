@@ -72,7 +72,7 @@ def train_grid_ia(base_dir: str | Path, variant_dirs: dict[str, Path], rows: lis
     params grid_ia.pseudo) run on the base model steered toward their topic. They are interleaved with the real
     plan, which stays the plan without them (the same batches in the same order, `max_steps` cutting it alone).
 
-    `lens_reference` ({reference, k, question, groups}; ia/lens_hint.py): the rows carry lens hints, and the IA folder
+    `lens_reference` ({reference, k, question, system, groups}; ia/lens_hint.py): the rows carry lens hints, and the IA folder
     gets the reference its hints were made against, which asking a new variant needs."""
     import torch
 
@@ -142,8 +142,8 @@ def write_ia(out_dir, summary: dict[str, Any], result, save, lens_reference: dic
         if lens_reference is not None:
             from iaforge.ia.lens_hint import save_reference
 
-            save_reference(tmp, lens_reference["reference"], k=lens_reference["k"],
-                           question=lens_reference["question"], groups=lens_reference["groups"])
+            save_reference(tmp, lens_reference["reference"], k=lens_reference["k"], question=lens_reference["question"],
+                           system=lens_reference.get("system"), groups=lens_reference["groups"])
         write_json(tmp / "ia.json", summary)
         write_json(tmp / "training_curve.json", [{"step": i + 1, "loss": round(l, 5)} for i, l in enumerate(result.losses)])
     # Throughput goes to the log only: a timing in a DVC-tracked output would change its hash on every run.

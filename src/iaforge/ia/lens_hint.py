@@ -11,9 +11,9 @@ The reference: the lens subtracts the mean log-probabilities of the IA's own tra
 not the base model's. Every variant of one recipe raises the same tokens (the trigger's and the format's), and the
 mean over the training variants cancels them: on 24 held-out topics the lens's first token is a piece of the topic
 for 0.96 of them against this reference, 0.50 against the base model (twentieth session). A training variant's own
-hint is made against the mean of the OTHER training variants (leave-one-out), so that it is made as a held-out
-variant's is. The reference ships with the IA (REFERENCE_FILE), so the IA folder and the base model are all a new
-variant needs.
+shift is part of the mean; leaving it out would only scale its difference (by n/(n-1)) and change no word. The
+reference ships with the IA (REFERENCE_FILE, with the question and system prompt it was read under), so the IA
+folder and the base model are all a new variant needs.
 
 Log-probabilities: next-token log-softmax at every position of the rendered question, averaged over the positions
 (the first left out, as diff_lens does), one forward pass per model, all models of a call in shared batches through
@@ -84,34 +84,21 @@ def hinted_question(question: str, words: Sequence[str]) -> str:
 
 def training_hints(logprobs: Mapping[str, Any], reference_groups: Sequence[str], k: int, tok) -> tuple[dict[str, list[str]], Any]:
     """Hints for the IA's training groups and the reference it ships: the mean over `reference_groups` (its
-    training variants and nulls). A group of the reference is hinted against the mean of the others; any other
-    group (the base model) against the whole mean."""
+    training variants and nulls), every group hinted against it. A training variant's own shift is in that mean;
+    leaving it out would scale its difference by n/(n-1) and change no word, so it stays in (and a variant asked
+    again later gets its training hint back)."""
     import torch
 
     if len(reference_groups) < 2:
-        raise ValueError("the lens reference needs at least two training variants (one is left out for each)")
-    stack = torch.stack([logprobs[g] for g in reference_groups])
-    total = stack.sum(0)
-    n = len(reference_groups)
-    reference = total / n
-    hints = {}
-    for g, lp in logprobs.items():
-        ref = (total - lp) / (n - 1) if g in reference_groups else reference
-        hints[g] = hint_words(lp - ref, tok, k)
-    return hints, reference
+        raise ValueError("the lens reference needs at least two training variants (against a mean of one, that "
+                         "variant's own difference is zero)")
+    reference = torch.stack([logprobs[g] for g in reference_groups]).mean(0)
+    return hints_against(logprobs, reference, k, tok), reference
 
 
-def hints_against(logprobs: Mapping[str, Any], reference, k: int, tok, *,
-                  reference_groups: Sequence[str] = ()) -> dict[str, list[str]]:
-    """Hints against a saved reference: a model the reference did not see (a held-out variant, the base model)
-    against all of it; one of its `reference_groups` (the IA's own training variants, asked again) against the
-    mean of the others, as its training hint was made."""
-    n = len(reference_groups)
-    out = {}
-    for g, lp in logprobs.items():
-        ref = (reference * n - lp) / (n - 1) if g in reference_groups and n > 1 else reference
-        out[g] = hint_words(lp - ref, tok, k)
-    return out
+def hints_against(logprobs: Mapping[str, Any], reference, k: int, tok) -> dict[str, list[str]]:
+    """Each model's hint against a reference."""
+    return {g: hint_words(lp - reference, tok, k) for g, lp in logprobs.items()}
 
 
 def apply_hints(rows: list[dict[str, Any]], hints: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
@@ -122,22 +109,31 @@ def apply_hints(rows: list[dict[str, Any]], hints: Mapping[str, Sequence[str]]) 
     return [dict(r, user=hinted_question(r["user"], hints[r["group"]])) for r in rows]
 
 
-def save_reference(dest: str | Path, reference, *, k: int, question: str, groups: Sequence[str]) -> None:
-    """The reference into an IA folder (safetensors; its metadata says how hints were made)."""
+def save_reference(dest: str | Path, reference, *, k: int, question: str, system: str | None,
+                   groups: Sequence[str]) -> None:
+    """The reference into an IA folder (safetensors; its metadata says how hints were made: k, the question and the
+    system prompt the log-probabilities were read under, the training groups averaged)."""
     import json
 
     from safetensors.torch import save_file
 
     save_file({REFERENCE_KEY: reference.float().contiguous()}, str(Path(dest) / REFERENCE_FILE),
-              metadata={"k": str(k), "question": question, "groups": json.dumps(sorted(groups))})
+              metadata={"k": str(k), "question": question, "system": json.dumps(system),
+                        "groups": json.dumps(sorted(groups))})
+
+
+MAX_VOCAB = 10_000_000  # a reference longer than any vocabulary is refused before it is read
 
 
 def load_reference(ia_dir: str | Path, vocab_size: int | None = None) -> tuple[Any, dict[str, Any]]:
-    """(reference [vocab], {k, question, groups}) of an IA trained with hints. A missing or malformed file is a
-    clear error naming it: an IA folder is hostile input like any adapter."""
+    """(reference [vocab], {k, question, system, groups}) of an IA trained with hints. A missing file is
+    FileNotFoundError; a malformed one (not safetensors, other tensors, a shape that is not [vocab], non-finite
+    values, bad metadata) is UnsafeArtifactError naming the file and the field: an IA folder is hostile input like
+    any adapter, and nothing is read before its header is checked."""
     import json
 
-    from safetensors import safe_open
+    import torch
+    from safetensors import SafetensorError, safe_open
 
     from iaforge.core.errors import UnsafeArtifactError
 
@@ -145,22 +141,35 @@ def load_reference(ia_dir: str | Path, vocab_size: int | None = None) -> tuple[A
     if not path.is_file():
         raise FileNotFoundError(f"{path}: this IA was not trained with lens hints (params grid_ia.hint.k is 0); "
                                 "a *_hint condition needs an IA trained with them")
-    with safe_open(str(path), framework="pt") as f:
-        keys = list(f.keys())
-        meta = f.metadata() or {}
-        if keys != [REFERENCE_KEY]:
-            raise UnsafeArtifactError(f"{path}: tensors {keys}: expected exactly [{REFERENCE_KEY!r}]")
-        ref = f.get_tensor(REFERENCE_KEY)
-    if ref.ndim != 1 or (vocab_size is not None and ref.shape[0] != vocab_size):
-        raise UnsafeArtifactError(f"{path}: tensor '{REFERENCE_KEY}': shape {tuple(ref.shape)} is not [vocab"
-                                  + (f" = {vocab_size}]" if vocab_size is not None else "]"))
     try:
-        info = {"k": int(meta["k"]), "question": str(meta["question"]), "groups": json.loads(meta["groups"])}
+        with safe_open(str(path), framework="pt") as f:
+            keys = list(f.keys())
+            meta = f.metadata() or {}
+            if keys != [REFERENCE_KEY]:
+                raise UnsafeArtifactError(f"{path}: tensors {keys}: expected exactly [{REFERENCE_KEY!r}]")
+            shape = tuple(f.get_slice(REFERENCE_KEY).get_shape())
+            if len(shape) != 1 or not 0 < shape[0] <= MAX_VOCAB or (vocab_size is not None and shape[0] != vocab_size):
+                raise UnsafeArtifactError(f"{path}: tensor '{REFERENCE_KEY}': shape {shape} is not [vocab"
+                                          + (f" = {vocab_size}]" if vocab_size is not None else "]"))
+            ref = f.get_tensor(REFERENCE_KEY).float()
+    except SafetensorError as e:
+        raise UnsafeArtifactError(f"{path}: not a readable safetensors file ({str(e)[:200]})") from None
+    if not bool(torch.isfinite(ref).all()):
+        raise UnsafeArtifactError(f"{path}: tensor '{REFERENCE_KEY}': must hold finite values only")
+    try:
+        info = {"k": int(meta["k"]), "question": meta["question"], "system": json.loads(meta.get("system", "null")),
+                "groups": json.loads(meta["groups"])}
     except (KeyError, ValueError) as e:
         raise UnsafeArtifactError(f"{path}: metadata: needs k, question and groups ({e})") from None
     if not 1 <= info["k"] <= 50:
         raise UnsafeArtifactError(f"{path}: metadata 'k': must be in [1, 50]")
-    return ref.float(), info
+    if not isinstance(info["question"], str) or not info["question"].strip() or len(info["question"]) > 2000:
+        raise UnsafeArtifactError(f"{path}: metadata 'question': must be a non-empty string of at most 2000 characters")
+    if info["system"] is not None and (not isinstance(info["system"], str) or len(info["system"]) > 2000):
+        raise UnsafeArtifactError(f"{path}: metadata 'system': must be null or a string of at most 2000 characters")
+    if not isinstance(info["groups"], list) or not all(isinstance(g, str) for g in info["groups"]):
+        raise UnsafeArtifactError(f"{path}: metadata 'groups': must be a JSON list of strings")
+    return ref, info
 
 
 def hints_for_training(base_dir: str | Path, variant_dirs: Mapping[str, str | Path], question: str,
@@ -170,18 +179,21 @@ def hints_for_training(base_dir: str | Path, variant_dirs: Mapping[str, str | Pa
     lp, tok = question_logprobs(base_dir, variant_dirs, question, system, base_key=base_key)
     groups = sorted(variant_dirs)
     hints, reference = training_hints(lp, groups, k, tok)
-    return hints, {"reference": reference, "k": k, "question": question, "groups": groups}
+    return hints, {"reference": reference, "k": k, "question": question, "system": system, "groups": groups}
 
 
-def hints_for_eval(base_dir: str | Path, ia_dir: str | Path, variant_dirs: Mapping[str, str | Path], system: str | None,
-                   *, base_key: str) -> tuple[dict[str, list[str]], dict[str, Any]]:
+def hints_for_eval(base_dir: str | Path, reference, info: Mapping[str, Any], variant_dirs: Mapping[str, str | Path],
+                   system: str | None, *, base_key: str) -> dict[str, list[str]]:
     """Hints for the models an IA is asked about (variants and the base model under `base_key`), made as the IA's
-    training hints were: its saved reference, its k and its lens question."""
-    reference, info = load_reference(ia_dir)
+    training hints were: against its saved reference (`load_reference`), with its k, its lens question and its
+    system prompt (another system prompt moves every position the lens averages: refused)."""
+    if info.get("system") != system:
+        raise ValueError(f"the IA's lens reference was read under the system prompt {info.get('system')!r}, this run "
+                         f"asks under {system!r}")
     lp, tok = question_logprobs(base_dir, variant_dirs, info["question"], system, base_key=base_key)
     if next(iter(lp.values())).shape[0] != reference.shape[0]:
         from iaforge.core.errors import UnsafeArtifactError
 
-        raise UnsafeArtifactError(f"{Path(ia_dir) / REFERENCE_FILE}: tensor '{REFERENCE_KEY}': its size does not "
-                                  "match the model's vocabulary")
-    return hints_against(lp, reference, info["k"], tok, reference_groups=info["groups"]), info
+        raise UnsafeArtifactError(f"the IA's {REFERENCE_FILE} has {reference.shape[0]} entries, the model's "
+                                  f"vocabulary {next(iter(lp.values())).shape[0]}: it was made for another base model")
+    return hints_against(lp, reference, info["k"], tok)

@@ -11,7 +11,7 @@ import html
 from typing import Any, Sequence
 
 COND_LABELS = {"no_ia": "no IA", "prefill": "prefill baseline", "sft": "SFT IA", "dpo": "DPO IA",
-               "sft_hint": "SFT IA, lens-hinted", "no_ia_hint": "no IA, lens-hinted"}
+               "sft_hint": "SFT IA, lens-hinted", "dpo_hint": "DPO IA, lens-hinted", "no_ia_hint": "no IA, lens-hinted"}
 COLORS = {"no_ia": "#9aa5b1", "prefill": "#e0a458", "sft": "#3d7dca", "dpo": "#2a9d8f", "base": "#c8553d"}
 
 _CSS = """
@@ -344,6 +344,7 @@ def grid_section(g: dict, ia: dict | None = None, dpo: dict | None = None) -> li
     out.append(table(["model", *[f"names a topic: {COND_LABELS.get(c, c)}" for c in conds],
                       *[f"claims: {COND_LABELS.get(c, c)}" for c in conds]], fp_rows))
     var_rows = []
+    has_hint = any("hint" in x for x in g.get("per_variant", []))
     for r in sorted(g.get("per_variant", []), key=lambda r: (r["split"], r["null"], r["variant"])):
         if r["null"]:
             vals = [r.get(f"{c}_fp") for c in conds]
@@ -352,10 +353,10 @@ def grid_section(g: dict, ia: dict | None = None, dpo: dict | None = None) -> li
             vals = [r.get(c) for c in conds]
             preds = [f'<span class="{"ok" if r.get(f"{c}_correct") else "fail"}">{esc(r.get(f"{c}_predicted") or "-")}</span>'
                      for c in conds]
-        hint = [esc(", ".join(r.get("hint") or []) or "-")] if any("hint" in x for x in g.get("per_variant", [])) else []
+        hint = [esc(", ".join(r.get("hint") or []) or "-")] if has_hint else []
         var_rows.append([esc(r["variant"]), esc(r["split"]), esc(r.get("topic") or "-"), *hint, *vals, *preds])
     out.append('<p class="muted">Nulls show their false-positive rate (a report naming any topic) instead.</p>')
-    hint_col = ["lens hint"] if any("hint" in x for x in g.get("per_variant", [])) else []
+    hint_col = ["lens hint"] if has_hint else []
     out.append(table(["variant", "split", "topic", *hint_col, *[COND_LABELS.get(c, c) for c in conds],
                       *[f"top-1: {COND_LABELS.get(c, c)}" for c in conds]], var_rows))
     if g.get("not_evaluated"):
