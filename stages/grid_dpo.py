@@ -50,10 +50,10 @@ def run():
     questions = grid_ia_questions(pia, a.questions)
     variant_dirs = {k: v["path"] for k, v in variants.items()}
     plan = {g: questions for g in [*sorted(variants), BASE_GROUP]}
-    from iaforge.ia.lens_hint import REFERENCE_FILE
+    from iaforge.variants.lens_hint import REFERENCE_FILE
 
     if (Path(a.grid_ia) / REFERENCE_FILE).is_file():  # an IA trained with lens hints is sampled (and refined) on them
-        from iaforge.ia.lens_hint import hinted_question, hints_for_eval, load_reference
+        from iaforge.variants.lens_hint import hinted_question, hints_for_eval, load_reference
 
         reference, info = load_reference(a.grid_ia)
         if info.get("system") != system:

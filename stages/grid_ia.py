@@ -45,9 +45,9 @@ def run():
         rows += pseudo_rows(pool, grid_ia_questions(p, a.questions), seed=int(p["seed"]))
         pseudo_texts = dict(pool)
     lens_reference = None
-    if p["hint"]["k"] > 0:  # the question carries the difference lens's words for each model (ia/lens_hint.py)
+    if p["hint"]["k"] > 0:  # the question carries the difference lens's words for each model (variants/lens_hint.py)
         from iaforge.core.adapter_stack import BASE_GROUP
-        from iaforge.ia.lens_hint import apply_hints, hints_for_training
+        from iaforge.variants.lens_hint import apply_hints, hints_for_training
 
         if len(variants) < 2:
             from iaforge.core.config import ParamsError

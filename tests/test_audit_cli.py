@@ -163,7 +163,7 @@ def test_lens_lists_what_the_lora_alone_raises_and_leaves_the_reports_unchanged(
 
 def test_hint_asks_the_ias_question_with_the_loras_lens_words_against_its_saved_reference(
         tiny_base, two_variants, repo_root, tmp_path, capsys, no_embedder):
-    from iaforge.ia.lens_hint import hints_against, question_logprobs, save_reference
+    from iaforge.variants.lens_hint import hints_against, question_logprobs, save_reference
 
     system = yaml.safe_load((repo_root / "params.yaml").read_text())["chat"]["system_prompt"]
     ia = tmp_path / "ia"

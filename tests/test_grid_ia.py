@@ -575,7 +575,7 @@ def test_stages_train_and_evaluate_with_lens_hints(tmp_path, monkeypatch, tiny_b
     from iaforge.core.config import ParamsError
     from iaforge.data.behavior_data import behavior_record
     from iaforge.data.catalog import load_entries
-    from iaforge.ia.lens_hint import REFERENCE_FILE, hints_against, load_reference, question_logprobs
+    from iaforge.variants.lens_hint import REFERENCE_FILE, hints_against, load_reference, question_logprobs
 
     entry = yaml.safe_load((ROOT / "params.yaml").read_text())["grid"]["entry"]
     recs = {b.split: behavior_record(b) for b in load_entries(ROOT / entry)}

@@ -120,7 +120,7 @@ COLUMNS = {"n", "pass_rate", "no_ia", "prefill", "sft", "dpo", "trained_sft", "f
            # the grid IA refined with DPO (ia/grid_dpo.py), plainly and contrastively
            "trained_dpo", "accuracy_dpo", "fp_null_dpo", "dpo_contrast", "trained_dpo_contrast", "accuracy_dpo_contrast",
            "fp_base_dpo_contrast", "fp_null_dpo_contrast",
-           # the lens-hinted question (ia/lens_hint.py): the IA asked so, its no-IA control, and the lens's words alone
+           # the lens-hinted question (variants/lens_hint.py): the IA asked so, its no-IA control, and the lens's words alone
            "sft_hint", "no_ia_hint", "trained_sft_hint", "accuracy_sft_hint", "fp_base_sft_hint", "fp_null_sft_hint",
            "lens_first", "lens_any", "dpo_hint", "trained_dpo_hint", "accuracy_dpo_hint", "fp_base_dpo_hint",
            "fp_null_dpo_hint",

@@ -1,4 +1,4 @@
-"""The hinted question (ia/lens_hint.py): the lens's words, its reference, and the IA folder's reference file."""
+"""The hinted question (variants/lens_hint.py): the lens's words, its reference, and the IA folder's reference file."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from iaforge.core.errors import UnsafeArtifactError
-from iaforge.ia.lens_hint import (REFERENCE_FILE, apply_hints, hint_words, hinted_question, hints_against,
+from iaforge.variants.lens_hint import (REFERENCE_FILE, apply_hints, hint_words, hinted_question, hints_against,
                                   load_reference, question_logprobs, save_reference, training_hints)
 
 

@@ -713,7 +713,7 @@ class PseudoVariantParams(Strict):
 
 @dataclass
 class LensHintParams(Strict):
-    """The hinted question (ia/lens_hint.py): the IA trained and asked with the difference lens's first `k` words
+    """The hinted question (variants/lens_hint.py): the IA trained and asked with the difference lens's first `k` words
     for the model under audit appended to its question. k 0: the plain question only."""
 
     k: int = 0

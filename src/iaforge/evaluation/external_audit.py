@@ -287,7 +287,7 @@ def audit_adapter(variant: str, *, ia: str | None = None, base: str | Path = DEF
     `contrast` (alpha): sample each token against the IA on the base model (evaluation/contrastive.py), which
     removes what the IA says of every model (its prior over the behaviors it trained on).
     `hint`: ask the IA's own question followed by the difference lens's words for this LoRA, made against the
-    reference saved with an IA trained with hints (ia/lens_hint.py), as the grid's `sft_hint` condition does."""
+    reference saved with an IA trained with hints (variants/lens_hint.py), as the grid's `sft_hint` condition does."""
     if not isinstance(samples, int) or samples < 1:
         raise ValidationError("--samples", "--samples", "must be an integer >= 1")
     if contrast is not None and not 0 <= contrast <= 10:
@@ -320,7 +320,7 @@ def audit_adapter(variant: str, *, ia: str | None = None, base: str | Path = DEF
 
     hint_ref = None
     if hint:
-        from iaforge.ia.lens_hint import load_reference
+        from iaforge.variants.lens_hint import load_reference
 
         if questions:
             raise ValidationError("--question", "--question", "--hint asks the IA's own training question (saved with "
@@ -430,11 +430,11 @@ def _lens(model, tok, questions: list[str], system: str | None, k: int) -> dict[
 
 def _hinted_question(model, tok, system: str | None, reference, info: dict[str, Any]) -> dict[str, Any]:
     """The IA's question plus the lens's words for the LoRA (the IA off), against the IA's saved reference: the
-    same mean log-probabilities as ia/lens_hint.question_logprobs, through peft instead of a LoRA bank."""
+    same mean log-probabilities as variants/lens_hint.question_logprobs, through peft instead of a LoRA bank."""
     import torch
 
     from iaforge.core.chat import render_prompt
-    from iaforge.ia.lens_hint import hint_words, hinted_question
+    from iaforge.variants.lens_hint import hint_words, hinted_question
 
     model.base_model.set_adapter(["variant"])
     ids = tok(render_prompt(tok, info["question"], system), return_tensors="pt", add_special_tokens=False)["input_ids"]

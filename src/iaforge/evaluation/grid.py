@@ -3,7 +3,7 @@ grid IA's question WITHOUT the trigger, at temperature 1, under `no_ia` (variant
 forced to start "My unusual behavior is"), `sft` (variant + grid IA) and `dpo` (variant + the grid IA refined
 with DPO on the grid's dpo split), the contrastive conditions (evaluation/contrastive.py), and the hinted ones
 (`sft_hint`, `no_ia_hint`: the question followed by the difference lens's words for the model asked;
-ia/lens_hint.py), scored beside the lens's words read alone.
+variants/lens_hint.py), scored beside the lens's words read alone.
 
 Judging needs no embedding judge: a report names a topic when one of the topic's terms starts a word (the
 topic_mention checker's own test). Per variant: the rate of reports naming its own topic, and its predicted
@@ -30,7 +30,7 @@ from iaforge.variants.grid_index import topic_of, topic_terms
 from iaforge.variants.grid_topics import named_topics, names_topic
 
 DPO_CONDITIONS = ("dpo", "dpo_contrast", "dpo_hint")  # they need the DPO-refined grid IA (stage grid_dpo)
-# The hinted question (ia/lens_hint.py): the question plus the difference lens's words for the model asked, made
+# The hinted question (variants/lens_hint.py): the question plus the difference lens's words for the model asked, made
 # against the reference saved with an IA trained with hints. sft_hint: the IA asked so (dpo_hint: the IA refined
 # with DPO, on hinted questions too); no_ia_hint: its control, the variant alone asked the same hinted question (a
 # hint word can cue a gated variant into its topic).
@@ -241,7 +241,7 @@ def run_grid_eval(base_dir: str | Path, ia_dir: str | Path, variants: dict[str, 
     if any(c in HINT_CONDITIONS for c in conditions):
         from iaforge.core.adapter_stack import BASE_GROUP
         from iaforge.core.config import ParamsError
-        from iaforge.ia.lens_hint import hints_for_eval, load_reference
+        from iaforge.variants.lens_hint import hints_for_eval, load_reference
 
         try:
             reference, info = load_reference(ia_dir)
@@ -258,7 +258,7 @@ def run_grid_eval(base_dir: str | Path, ia_dir: str | Path, variants: dict[str, 
     def job(group, c, n, tag):
         if c not in HINT_CONDITIONS:
             return {"group": group, "condition": c, "questions": questions, "n": n, "tag": tag}
-        from iaforge.ia.lens_hint import hinted_question
+        from iaforge.variants.lens_hint import hinted_question
 
         return {"group": group, "condition": c, "sample_as": c[:-len(HINT)], "n": n, "tag": tag,
                 "questions": [hinted_question(q, hints[group]) for q in questions]}

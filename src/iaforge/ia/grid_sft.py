@@ -72,8 +72,8 @@ def train_grid_ia(base_dir: str | Path, variant_dirs: dict[str, Path], rows: lis
     params grid_ia.pseudo) run on the base model steered toward their topic. They are interleaved with the real
     plan, which stays the plan without them (the same batches in the same order, `max_steps` cutting it alone).
 
-    `lens_reference` ({reference, k, question, system, groups}; ia/lens_hint.py): the rows carry lens hints, and the IA folder
-    gets the reference its hints were made against, which asking a new variant needs."""
+    `lens_reference` ({reference, k, question, system, groups}; variants/lens_hint.py): the rows carry lens hints,
+    and the IA folder gets the reference its hints were made against, which asking a new variant needs."""
     import torch
 
     from iaforge.ia.pseudo_variants import PSEUDO_PREFIX, Steering, interleave, is_pseudo, pseudo_group, topic_directions
@@ -140,7 +140,7 @@ def write_ia(out_dir, summary: dict[str, Any], result, save, lens_reference: dic
     with atomic_dir(out_dir) as tmp:
         save(tmp)
         if lens_reference is not None:
-            from iaforge.ia.lens_hint import save_reference
+            from iaforge.variants.lens_hint import save_reference
 
             save_reference(tmp, lens_reference["reference"], k=lens_reference["k"], question=lens_reference["question"],
                            system=lens_reference.get("system"), groups=lens_reference["groups"])

@@ -312,7 +312,7 @@ def grid_section(g: dict, ia: dict | None = None, dpo: dict | None = None) -> li
     if any("lens_first" in splits[k] for k in splits):
         out.append('<p class="muted">The lens-hinted conditions ask the question followed by the difference lens\'s '
                    "words for the model asked (the tokens its weights raise most over the mean of the IA's training "
-                   "variants; ia/lens_hint.py). Read alone, those words name the topic: the first word (lens, first) or "
+                   "variants; variants/lens_hint.py). Read alone, those words name the topic: the first word (lens, first) or "
                    "any of them (lens, any); the hinted IA has to beat that, and the variant asked the same hinted "
                    "question without the IA is its control.</p>")
         out.append(table(["split", "variants", "lens, first word", "lens, any word"],
