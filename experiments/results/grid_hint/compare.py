@@ -6,7 +6,8 @@ from pathlib import Path
 from iaforge.evaluation.grid import topic_interval
 ARMS = [("hinted IA, seed 0", "hint_k5_s0"), ("hinted IA, seed 2", "hint_k5_s2"), ("rows of both forms, seed 0", "hint_mix_k5_s0"),
         ("8 training topics, seed 0", "hint_n8_k5_s0"), ("16 training topics, seed 0", "hint_n16_k5_s0"),
-        ("IA trained plain, asked hinted, seed 0", "nohint_train_k5_s0")]
+        ("IA trained plain, asked hinted, seed 0", "nohint_train_k5_s0"), ("k 3, seed 0", "hint_k3_s0"),
+        ("k 10, seed 0", "hint_k10_s0")]
 HERE = Path(__file__).resolve().parent
 out = {}
 for name, d in ARMS:
