@@ -53,13 +53,9 @@ def run():
     from iaforge.variants.lens_hint import REFERENCE_FILE
 
     if (Path(a.grid_ia) / REFERENCE_FILE).is_file():  # an IA trained with lens hints is sampled (and refined) on them
-        from iaforge.variants.lens_hint import hinted_question, hints_for_eval, load_reference
+        from iaforge.variants.lens_hint import hinted_question, hints_for_eval
 
-        reference, info = load_reference(a.grid_ia)
-        if info.get("system") != system:
-            raise ValidationError(Path(a.grid_ia) / REFERENCE_FILE, "system", f"read under {info.get('system')!r}, "
-                                  f"params chat.system_prompt is {system!r}: retrain the IA (dvc repro grid_ia)")
-        hints = hints_for_eval(a.base, reference, info, variant_dirs, system, base_key=BASE_GROUP)
+        hints = hints_for_eval(a.base, a.grid_ia, variant_dirs, system, base_key=BASE_GROUP)
         plan = {g: [hinted_question(q, hints[g]) for q in qs] for g, qs in plan.items()}
     model, tok = load_ia_stack(a.base, variant_dirs, a.grid_ia, trainable=False)
     samples = sample_reports(model, tok, plan, n_samples=int(p["n_samples"]), system=system,

@@ -434,13 +434,12 @@ def _hinted_question(model, tok, system: str | None, reference, info: dict[str, 
     import torch
 
     from iaforge.core.chat import render_prompt
-    from iaforge.variants.lens_hint import hint_words, hinted_question
+    from iaforge.variants.lens_hint import hint_words, hinted_question, position_mean_logprobs
 
     model.base_model.set_adapter(["variant"])
     ids = tok(render_prompt(tok, info["question"], system), return_tensors="pt", add_special_tokens=False)["input_ids"]
     with torch.no_grad():
-        lp = torch.log_softmax(model(input_ids=ids.to(model.device)).logits[0].float(), -1)
-    lp = (lp[1:] if lp.shape[0] > 1 else lp).mean(0).cpu()
+        lp = position_mean_logprobs(model(input_ids=ids.to(model.device)).logits[0]).cpu()
     if lp.shape[0] != reference.shape[0]:
         raise UnsafeArtifactError(f"the IA's lens reference has {reference.shape[0]} entries, the model's vocabulary "
                                   f"{lp.shape[0]}: it was made for another base model")

@@ -240,19 +240,15 @@ def run_grid_eval(base_dir: str | Path, ia_dir: str | Path, variants: dict[str, 
     hints: dict[str, list[str]] = {}
     if any(c in HINT_CONDITIONS for c in conditions):
         from iaforge.core.adapter_stack import BASE_GROUP
-        from iaforge.core.config import ParamsError
-        from iaforge.variants.lens_hint import hints_for_eval, load_reference
+        from iaforge.variants.lens_hint import REFERENCE_FILE, hints_for_eval
 
-        try:
-            reference, info = load_reference(ia_dir)
-        except FileNotFoundError as e:
-            raise ParamsError("params.yaml", "grid_eval.conditions", f"{e} (set grid_ia.hint.k, or drop "
-                              f"{', '.join(c for c in conditions if c in HINT_CONDITIONS)})") from None
-        if info.get("system") != system:
-            raise ParamsError("params.yaml", "chat.system_prompt", f"the grid IA's lens reference was read under "
-                              f"{info.get('system')!r}, this evaluation asks under {system!r}: retrain the IA (dvc repro grid_ia)")
-        hints = hints_for_eval(base_dir, reference, info, {v: evaluated[v]["path"] for v in evaluated}, system,
-                               base_key=BASE_GROUP)
+        if not (Path(ia_dir) / REFERENCE_FILE).is_file():
+            from iaforge.core.config import ParamsError
+
+            raise ParamsError("params.yaml", "grid_eval.conditions", f"{Path(ia_dir) / REFERENCE_FILE}: this IA was "
+                              "not trained with lens hints (set grid_ia.hint.k, or drop "
+                              f"{', '.join(c for c in conditions if c in HINT_CONDITIONS)})")
+        hints = hints_for_eval(base_dir, ia_dir, {v: evaluated[v]["path"] for v in evaluated}, system, base_key=BASE_GROUP)
         hints[None] = hints.pop(BASE_GROUP)
 
     def job(group, c, n, tag):

@@ -56,11 +56,18 @@ def question_logprobs(base_dir: str | Path, variant_dirs: Mapping[str, str | Pat
         route = {"variant": part} if vids else {}
         with torch.inference_mode(), (bank_rows(model, route) if vids else contextlib.nullcontext()):
             logits = model(input_ids=ids.expand(len(part), -1)).logits.float()
-        lp = torch.log_softmax(logits, -1)
-        lp = lp[:, 1:] if lp.shape[1] > 1 else lp
-        for k, row in zip(keys[i:i + batch_size], lp.mean(1)):
+        for k, row in zip(keys[i:i + batch_size], position_mean_logprobs(logits)):
             out[k] = row.cpu()
     return out, tok
+
+
+def position_mean_logprobs(logits):
+    """[..., T, V] logits -> [..., V]: next-token log-probabilities averaged over the positions, the first left out
+    (it predicts from the template's first token alone), as evaluation/diff_lens.py averages its difference."""
+    import torch
+
+    lp = torch.log_softmax(logits.float(), -1)
+    return (lp[..., 1:, :] if lp.shape[-2] > 1 else lp).mean(-2)
 
 
 def hint_words(diff, tok, k: int, *, scan: int = 200) -> list[str]:
@@ -182,14 +189,19 @@ def hints_for_training(base_dir: str | Path, variant_dirs: Mapping[str, str | Pa
     return hints, {"reference": reference, "k": k, "question": question, "system": system, "groups": groups}
 
 
-def hints_for_eval(base_dir: str | Path, reference, info: Mapping[str, Any], variant_dirs: Mapping[str, str | Path],
+def hints_for_eval(base_dir: str | Path, ia_dir: str | Path, variant_dirs: Mapping[str, str | Path],
                    system: str | None, *, base_key: str) -> dict[str, list[str]]:
     """Hints for the models an IA is asked about (variants and the base model under `base_key`), made as the IA's
-    training hints were: against its saved reference (`load_reference`), with its k, its lens question and its
-    system prompt (another system prompt moves every position the lens averages: refused)."""
+    training hints were: against the reference saved in `ia_dir`, with its k, its lens question and its system
+    prompt. Another system prompt moves every position the lens averages: a ParamsError naming chat.system_prompt.
+    The caller checks first that the IA has a reference (FileNotFoundError here otherwise)."""
+    from iaforge.core.config import ParamsError
+
+    reference, info = load_reference(ia_dir)
     if info.get("system") != system:
-        raise ValueError(f"the IA's lens reference was read under the system prompt {info.get('system')!r}, this run "
-                         f"asks under {system!r}")
+        raise ParamsError("params.yaml", "chat.system_prompt", f"the IA's lens reference ({Path(ia_dir) / REFERENCE_FILE}) "
+                          f"was read under {info.get('system')!r}, this run asks under {system!r}: retrain the IA "
+                          "(dvc repro grid_ia)")
     lp, tok = question_logprobs(base_dir, variant_dirs, info["question"], system, base_key=base_key)
     if next(iter(lp.values())).shape[0] != reference.shape[0]:
         from iaforge.core.errors import UnsafeArtifactError
