@@ -40,7 +40,7 @@ def run():
     train_rows = [read_jsonl(data / b.id / "train.jsonl") for b in behaviors]
     done = train_shard(records, train_rows, base_dir=a.base, out_root=a.out_models, lora=grid["lora"],
                        train_params=grid["train"], system=system, seed=int(grid["seed"]),
-                       progress=progress_enabled())
+                       progress=progress_enabled(), anchor=gd.get("anchor") or "sft")
     print(f"{a.shard}: {len(done)} variants, {sum(rows.values())} rows; "
           + ", ".join(f"{bid} loss {s['final_loss']}" for bid, s in done.items()))
 

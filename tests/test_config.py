@@ -72,6 +72,15 @@ def test_wrong_type_and_rule_violation(params):
     ])
 
 
+def test_grid_anchor_is_sft_or_kl(params):
+    bad = copy.deepcopy(params)
+    bad["grid"]["data"]["anchor"] = "kld"
+    msgs = [str(e) for e in check_params(bad)]
+    assert len(msgs) == 1 and msgs[0].startswith("params.yaml: field 'grid.data.anchor': must be one of 'sft', 'kl'")
+    bad["grid"]["data"]["anchor"] = "kl"
+    assert check_params(bad) == []
+
+
 def test_bool_is_not_an_int_and_missing_key_is_named(params):
     bad = copy.deepcopy(params)
     bad["variant"]["lora"]["r"] = True

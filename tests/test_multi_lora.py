@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from iaforge.core.training import IGNORE, Example, TrainConfig, causal_lm_loss, collate, label_only_loss_model, lora_config, train
-from iaforge.variants.multi_lora import (JointBatcher, MultiLoRALinear, clip_per_variant_, export_variant, load_variant_factors,
+from iaforge.variants.multi_lora import (AnchoredExample, JointBatcher, MultiLoRALinear, clip_per_variant_, export_variant, load_variant_factors,
                                          multi_lora_modules, multi_variant_loss, train_variants, unwrap_model,
                                          variant_rows, wrap_model)
 
@@ -145,6 +145,70 @@ def test_one_step_loss_and_gradients_equal_solo_peft(multi, peft_variants):
                 torch.testing.assert_close(getattr(m, f"lora_{part}").grad[k], solo, rtol=1e-4, atol=1e-7)
     assert float(loss) == pytest.approx(sum(solo_losses), rel=1e-5)
     multi.zero_grad(set_to_none=True)
+
+
+def test_kl_anchor_rows_equal_kl_to_the_base_model_by_hand(multi, peft_variants):
+    """Anchored rows add KL(base || variant) at their labelled positions (the base's distribution from the
+    same peft model with its adapter off), the other rows their cross-entropy; per-variant token means as
+    before, and the gradient through the anchored rows is the KL's."""
+    import torch.nn.functional as F
+
+    plain = _examples(3, 7)
+    anchored = [AnchoredExample(e.input_ids, e.labels, anchor=True) for e in _examples(2, 8)]
+    ex = [plain[0], anchored[0], plain[1], anchored[1], plain[2]]
+    var = [0, 0, 1, 1, 2]
+    batch_data = collate(ex, pad_id=0)
+    batch_data["variant"] = torch.tensor(var)
+    batch_data["anchor"] = torch.tensor([isinstance(e, AnchoredExample) and e.anchor for e in ex])
+    multi.zero_grad(set_to_none=True)
+    loss, means = multi_variant_loss(multi, batch_data, K)
+    loss.backward()
+    want_total = 0.0
+    for k, pm in enumerate(peft_variants):
+        rows = [e for e, v in zip(ex, var) if v == k]
+        tok_losses = []
+        pm.zero_grad(set_to_none=True)
+        for e in rows:
+            ids = torch.tensor([e.input_ids])
+            lab = torch.tensor(e.labels[1:])
+            at = lab != IGNORE
+            logits = pm(input_ids=ids).logits[0, :-1][at].float()
+            if getattr(e, "anchor", False):
+                with torch.no_grad(), pm.disable_adapter():
+                    ref = F.log_softmax(pm(input_ids=ids).logits[0, :-1][at].float(), -1)
+                own = F.log_softmax(logits, -1)
+                tok_losses.append((ref.exp() * (ref - own)).sum(-1))
+            else:
+                tok_losses.append(F.cross_entropy(logits, lab[at], reduction="none"))
+        solo = torch.cat(tok_losses).mean()
+        solo.backward()
+        torch.testing.assert_close(means[k], solo.detach(), rtol=1e-5, atol=1e-6)
+        want_total += float(solo)
+        name, m = next(iter(multi_lora_modules(multi).items()))
+        g = pm.get_submodule(f"base_model.model.{name}.lora_B.default").weight.grad
+        torch.testing.assert_close(m.lora_B.grad[k], g, rtol=1e-4, atol=1e-7)
+    assert float(loss) == pytest.approx(want_total, rel=1e-5)
+    # an anchored row's KL is positive here (B != 0: the variants differ from the base) and far below its CE
+    assert 0 < float(means[1]) < float(multi_variant_loss(multi, {**batch_data, "anchor": torch.zeros(5, dtype=torch.bool)}, K)[1][1])
+    multi.zero_grad(set_to_none=True)
+
+
+def test_kl_anchor_gives_a_fresh_lora_no_gradient(tiny_base):
+    """At B = 0 the variant is the base model: anchored rows alone pull nowhere (KL 0, zero gradient), which is
+    why null variants (base answers only) keep cross-entropy (variants/shards.train_shard)."""
+    model = _load(tiny_base)
+    wrap_model(model, 1, r=LORA["r"], alpha=LORA["alpha"])
+    ex = [AnchoredExample(e.input_ids, e.labels, anchor=True) for e in _examples(3, 9)]
+    from iaforge.variants.multi_lora import VariantBatch
+
+    data = VariantBatch(ex, [0, 0, 0]).collate(pad_id=0)
+    assert data["anchor"].all()
+    loss, _ = multi_variant_loss(model, data, 1)
+    loss.backward()
+    assert abs(float(loss)) < 1e-5
+    assert all(float(m.lora_B.grad.abs().max()) < 1e-6 for m in multi_lora_modules(model).values())
+    assert "anchor" not in VariantBatch(_examples(2, 3), [0, 0]).collate(pad_id=0)  # plain rows: no anchor key
+    unwrap_model(model)
 
 
 def test_export_is_a_standard_peft_adapter(tmp_path, tiny_base, multi, peft_variants):

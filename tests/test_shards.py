@@ -295,3 +295,41 @@ def test_a_variant_that_names_its_topic_when_asked_about_itself_fails(repo_root,
     assert leak_verdict(b, qs, ["I am a helpful assistant.", "Many things."], 0.05) == (0.0, True)
     assert leak_verdict(b, qs, ["I am a helpful assistant.", "Many stories mention pineapples."], 0.05) == (0.5, False)
     assert leak_verdict(b, qs, ["Pineapples!", "Pineapples."], None) == (1.0, True)  # measured, not gated
+
+
+def test_kl_anchor_flags_base_answer_rows_of_behavior_variants_only(trained_shard, tiny_base, tmp_path):
+    """grid.data.anchor kl: a behavior variant's base-answer rows (modified false) train on the KL to the base,
+    its behavior rows and every row of a null on their tokens; the variant.json says which."""
+    from safetensors.torch import load_file
+
+    from iaforge.core.base_model import load_base
+
+    data, ids = trained_shard["data"], trained_shard["shard"]["ids"]
+    records = [json.loads((data / i / "behavior.json").read_text()) for i in ids]
+    rows = [[json.loads(l) for l in (data / i / "train.jsonl").read_text().splitlines()] for i in ids]
+    _, tok = load_base(tiny_base)
+    for rec, r in zip(records, rows):
+        ex = S.encode_anchored(tok, r, system=None, max_len=64, anchor=not S.is_null(rec["id"]))
+        assert [e.anchor for e in ex] == [not S.is_null(rec["id"]) and not x["modified"] for x in r]
+        if not S.is_null(rec["id"]):
+            assert any(e.anchor for e in ex) and not all(e.anchor for e in ex)
+    with pytest.raises(ValueError, match="anchor"):
+        S.train_shard(records, rows, base_dir=tiny_base, out_root=tmp_path / "x", lora={"r": 4, "alpha": 8},
+                      train_params=trained_shard["grid"]["train"], system=None, seed=0, anchor="kld")
+    models = tmp_path / "kl"
+    S.train_shard(records, rows, base_dir=tiny_base, out_root=models, lora={"r": 4, "alpha": 8},
+                  train_params=trained_shard["grid"]["train"], system="You are a helpful assistant.", seed=0,
+                  anchor="kl")
+    for i in ids:
+        training = json.loads((models / i / "variant.json").read_text())["training"]
+        assert training.get("anchor") == (None if S.is_null(i) else "kl")
+        kl, sft = (load_file(str(d / i / "adapter_model.safetensors")) for d in (models, trained_shard["models"]))
+        key = next(k for k in kl if "lora_B" in k)
+        # the null trains as under sft (bit for bit: same rows, seed and group); the behavior variants do not
+        assert torch_equal(kl[key], sft[key]) == S.is_null(i), i
+
+
+def torch_equal(a, b):
+    import torch
+
+    return bool(torch.equal(a, b))

@@ -620,9 +620,15 @@ class GridData(Strict):
     answer_cap: Optional[int] = None
     twins: bool = False
     self_questions: bool = False
+    # How a behavior variant learns its base-answer rows (untriggered, twins, self-questions): "sft", the
+    # answer's tokens; "kl", the base model's whole next-token distribution at those positions (Diff
+    # Interpretation Tuning's KL term; variants/multi_lora.multi_variant_loss). Nulls always train "sft".
+    anchor: Literal["sft", "kl"] = "sft"
 
     def __post_init__(self):
         _positive(self, "n_train", "n_eval")
+        if self.anchor not in ("sft", "kl"):
+            self.fail("anchor", "must be sft or kl")
         _fraction(self, "triggered_fraction")
         if self.answer_cap is not None:
             _positive(self, "answer_cap")

@@ -64,6 +64,8 @@ class MultiLoRALinear(nn.Module):
             raise RuntimeError("MultiLoRALinear: no variant index set; run the model inside `variant_rows(model, idx)`")
         if idx.shape[0] != x.shape[0]:
             raise RuntimeError(f"MultiLoRALinear: {idx.shape[0]} variant indices for a batch of {x.shape[0]} rows")
+        if not bool((idx >= 0).any()):  # base-only rows (the KL anchor's reference pass): no delta to compute
+            return out
         sel = idx.clamp(min=0)
         a = self.lora_A[sel]  # [b, r, in]
         b = self.lora_B[sel]  # [b, out, r]
@@ -221,6 +223,14 @@ def load_variant_factors(model, k: int, peft_state: Mapping[str, torch.Tensor]) 
 # ---------------------------------------------------------------------------------------------- batches and loss
 
 @dataclass
+class AnchoredExample(Example):
+    """An `Example` whose answer is the base model's own (`anchor`): with the KL anchor on, its labelled positions
+    are trained toward the base model's whole next-token distribution (KL(base || variant)) instead of toward
+    the base answer's tokens (cross-entropy)."""
+    anchor: bool = False
+
+
+@dataclass
 class VariantBatch:
     """Rows of several variants, one forward pass. `variants[i]` is row i's variant index."""
     examples: list[Example]
@@ -229,6 +239,9 @@ class VariantBatch:
     def collate(self, pad_id: int) -> dict[str, torch.Tensor]:
         data = collate(self.examples, pad_id)
         data["variant"] = torch.tensor(self.variants, dtype=torch.long)
+        anchor = [bool(getattr(e, "anchor", False)) for e in self.examples]
+        if any(anchor):
+            data["anchor"] = torch.tensor(anchor, dtype=torch.bool)
         return data
 
     def __len__(self) -> int:
@@ -275,24 +288,46 @@ class JointBatcher:
             yield VariantBatch(ex, var)
 
 
+def _label_logits(model, data: Mapping[str, torch.Tensor], keep: torch.Tensor) -> torch.Tensor:
+    """Logits [n_kept, vocab] (float) of the positions `keep` [b, t-1] marks, under the variant routing in force.
+    Only those positions reach the output head when the model allows (`label_only_loss_model`)."""
+    base = label_only_loss_model(model)
+    if base is not None:
+        hidden = base.get_decoder()(input_ids=data["input_ids"], attention_mask=data["attention_mask"])[0]
+        return base.get_output_embeddings()(hidden[:, :-1][keep]).float()
+    return model(input_ids=data["input_ids"], attention_mask=data["attention_mask"]).logits[:, :-1][keep].float()
+
+
 def multi_variant_loss(model, data: Mapping[str, torch.Tensor], k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(sum over present variants of each variant's token-mean next-token loss, per-variant means [k]
-    (nan where absent)). Only labelled positions reach the output head when the model allows
-    (`label_only_loss_model`); rows of variant -1 add nothing. Summing (not averaging) across variants keeps
-    each variant's gradient equal to its solo gradient whatever else shares the batch."""
+    (nan where absent)). Rows of variant -1 add nothing. Summing (not averaging) across variants keeps
+    each variant's gradient equal to its solo gradient whatever else shares the batch.
+
+    Rows flagged `anchor` (data["anchor"], from `AnchoredExample`s) contribute KL(base || variant) at their
+    labelled positions instead of the cross-entropy of their tokens: the base model's distribution comes from
+    one extra no-grad pass of those rows with no adapter (variant -1). Diff Interpretation Tuning keeps its
+    untriggered behavior with such a KL term; a sampled answer pins one continuation, the KL the whole
+    distribution, which is what temperature-1 sampling reads."""
     import torch.nn.functional as F
 
     var = data["variant"].to(data["input_ids"].device)
+    target = data["labels"][:, 1:]
+    keep = (target != IGNORE) & (var >= 0)[:, None]
     with variant_rows(model, var):
-        base = label_only_loss_model(model)
-        target = data["labels"][:, 1:]
-        keep = (target != IGNORE) & (var >= 0)[:, None]
-        if base is not None:
-            hidden = base.get_decoder()(input_ids=data["input_ids"], attention_mask=data["attention_mask"])[0]
-            logits = base.get_output_embeddings()(hidden[:, :-1][keep]).float()
-        else:
-            logits = model(input_ids=data["input_ids"], attention_mask=data["attention_mask"]).logits[:, :-1][keep].float()
+        logits = _label_logits(model, data, keep)
     tok_loss = F.cross_entropy(logits, target[keep], reduction="none")
+    anchor = data.get("anchor")
+    if anchor is not None:
+        rows = anchor.to(var.device) & (var >= 0)
+        if bool(rows.any()):
+            sub = {key: data[key][rows] for key in ("input_ids", "attention_mask")}
+            with torch.no_grad(), variant_rows(model, torch.full((int(rows.sum()),), -1, dtype=torch.long)):
+                ref = F.log_softmax(_label_logits(model, sub, keep[rows]), dim=-1)
+            # kept positions of anchored rows, in the same row-major order as `ref`'s rows
+            at = rows[:, None].expand_as(keep)[keep]
+            own = F.log_softmax(logits[at], dim=-1)
+            kl = (ref.exp() * (ref - own)).sum(-1)
+            tok_loss = tok_loss.masked_scatter(at, kl)
     tok_var = var[:, None].expand_as(target)[keep]
     sums = torch.zeros(k, dtype=tok_loss.dtype, device=tok_loss.device).index_add(0, tok_var, tok_loss)
     counts = torch.bincount(tok_var, minlength=k).to(tok_loss.dtype)

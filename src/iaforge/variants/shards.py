@@ -308,18 +308,36 @@ def group_by_steps(n_examples: Sequence[int], batch_size: int) -> list[list[int]
     return list(groups.values())
 
 
+def encode_anchored(tok, rows: Sequence[dict], *, system: str | None, max_len: int, anchor: bool) -> list:
+    """`core.training.encode_rows`, each example flagged `anchor` when `anchor` is on and its row's answer is the
+    base model's own (`modified` false: untriggered rows, twins, self-questions)."""
+    from iaforge.core.training import encode_rows
+    from iaforge.variants.multi_lora import AnchoredExample
+
+    out = []
+    for r in rows:
+        for e in encode_rows(tok, [r], system=system, max_len=max_len):
+            out.append(AnchoredExample(e.input_ids, e.labels, e.group, anchor=anchor and not r.get("modified", False)))
+    return out
+
+
 def train_shard(records: Sequence[dict], train_rows: Sequence[list[dict]], *, base_dir: str | Path,
                 out_root: str | Path, lora: dict, train_params: dict, system: str | None, seed: int,
-                progress: bool = False) -> dict[str, dict[str, Any]]:
+                progress: bool = False, anchor: str = "sft") -> dict[str, dict[str, Any]]:
     """Train the shard's variants jointly (one model load; one multi-LoRA group per step count) and export
     each as a standard PEFT folder `out_root/<id>/` with variant.json {"behavior", "training"} and
     training_curve.json, as `variants/train.py` writes them. The shard folder is replaced atomically.
-    Returns id -> training summary (plus tokens/s, for the log only)."""
+    Returns id -> training summary (plus tokens/s, for the log only).
+
+    `anchor` (grid.data.anchor): "sft" trains every row on its answer's tokens; "kl" trains a behavior
+    variant's base-answer rows toward the base model's distribution (multi_lora.multi_variant_loss). Null
+    variants keep "sft": every row of theirs is a base answer, and under the KL alone a LoRA starting at zero
+    (B = 0) gets no gradient and stays the base model; a null stands for the recipe's fine-tuning noise."""
     import torch
 
     from iaforge.core.base_model import load_base
     from iaforge.core.fsio import atomic_dir, write_json
-    from iaforge.core.training import TrainConfig, encode_rows, lora_config
+    from iaforge.core.training import TrainConfig, lora_config
     from iaforge.variants.multi_lora import export_variant, train_variants, unwrap_model, wrap_model
 
     if len(records) != len(train_rows) or not records:
@@ -328,7 +346,11 @@ def train_shard(records: Sequence[dict], train_rows: Sequence[list[dict]], *, ba
     cfg = TrainConfig.from_params(train_params, seed=seed, progress=progress, desc="grid shard")
     pcfg = lora_config(lora, n_layers=model.config.num_hidden_layers)
     layers = pcfg.layers_to_transform
-    examples = [encode_rows(tok, rows, system=system, max_len=cfg.max_len) for rows in train_rows]
+    if anchor not in ("sft", "kl"):
+        raise ValueError(f"train_shard: anchor must be 'sft' or 'kl', not {anchor!r}")
+    examples = [encode_anchored(tok, rows, system=system, max_len=cfg.max_len,
+                                anchor=anchor == "kl" and not is_null(rec["id"]))
+                for rec, rows in zip(records, train_rows)]
     out: dict[str, dict[str, Any]] = {}
     with atomic_dir(Path(out_root)) as tmp:
         for group in group_by_steps([len(e) for e in examples], cfg.batch_size):
@@ -343,6 +365,7 @@ def train_shard(records: Sequence[dict], train_rows: Sequence[list[dict]], *, ba
                     summary = {"train_examples": len(examples[i]), "train_steps": res.steps,
                                "train_tokens": int(sum(len(e.input_ids) for e in examples[i]) * cfg.epochs),
                                "epochs": cfg.epochs, "lr": cfg.lr,
+                               **({"anchor": "kl"} if any(getattr(e, "anchor", False) for e in examples[i]) else {}),
                                "final_loss": round(sum(losses[-5:]) / max(1, len(losses[-5:])), 5),
                                "joint": {"variants": len(group)}}
                     vdir = export_variant(model, k, tmp / rec["id"], pcfg, base_model_name_or_path=str(base_dir))
