@@ -365,7 +365,7 @@ def train_shard(records: Sequence[dict], train_rows: Sequence[list[dict]], *, ba
                     summary = {"train_examples": len(examples[i]), "train_steps": res.steps,
                                "train_tokens": int(sum(len(e.input_ids) for e in examples[i]) * cfg.epochs),
                                "epochs": cfg.epochs, "lr": cfg.lr,
-                               **({"anchor": "kl"} if any(getattr(e, "anchor", False) for e in examples[i]) else {}),
+                               **({"anchor": "kl"} if anchor == "kl" and not is_null(rec["id"]) else {}),
                                "final_loss": round(sum(losses[-5:]) / max(1, len(losses[-5:])), 5),
                                "joint": {"variants": len(group)}}
                     vdir = export_variant(model, k, tmp / rec["id"], pcfg, base_model_name_or_path=str(base_dir))
