@@ -38,12 +38,13 @@ _SEED = re.compile(r"^(\s+)seed:.*$", re.M)
 RUNS_DIR = Path("experiments/results/grid_seeds")
 RUN_NAME = re.compile(r"^h(\d+)_n(\d+)_seed(\d+)$")  # a curve run; an ablation's runs carry its name before _seed
 # the CSV (the DVC plot): flat columns; a point's interval [lo, hi] becomes <key>_lo, <key>_hi
-CSV_KEYS = ("n_train", "n_heldout", "no_ia", "prefill", "sft", "sft_contrast", "no_ia_contrast", "accuracy",
-            "accuracy_contrast", "chance", "sft_beyond_leakage", "sft_contrast_beyond_leakage", "n_beyond_leakage",
-            "trained_sft", "trained_sft_contrast", "fp_base_sft", "fp_null_sft", "fp_base_sft_contrast",
-            "fp_null_sft_contrast", "implanted_triggered", "implanted_untriggered", "implanted_leak", "gate_passed",
-            "ia_steps", "seeds")
-CI_KEYS = ("no_ia", "prefill", "sft", "sft_contrast", "no_ia_contrast")
+CSV_KEYS = ("n_train", "n_heldout", "no_ia", "prefill", "sft", "sft_contrast", "no_ia_contrast", "sft_hint",
+            "no_ia_hint", "lens_first", "lens_any", "accuracy", "accuracy_contrast", "accuracy_sft_hint", "chance",
+            "sft_beyond_leakage", "sft_contrast_beyond_leakage", "sft_hint_beyond_leakage", "n_beyond_leakage",
+            "trained_sft", "trained_sft_contrast", "trained_sft_hint", "fp_base_sft", "fp_null_sft",
+            "fp_base_sft_contrast", "fp_null_sft_contrast", "fp_base_sft_hint", "fp_null_sft_hint",
+            "implanted_triggered", "implanted_untriggered", "implanted_leak", "gate_passed", "ia_steps", "seeds")
+CI_KEYS = ("no_ia", "prefill", "sft", "sft_contrast", "no_ia_contrast", "sft_hint", "no_ia_hint")
 
 
 def _block(params_text: str, name: str) -> tuple[int, int]:
@@ -244,9 +245,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                       dry_run=a.dry_run, repro=a.repro, ablation=a.ablation)
     for p in curve:
         ci = p.get("sft_contrast_ci95") or ["-", "-"]
+        hci = p.get("sft_hint_ci95") or ["-", "-"]
         print(f"ia_train={p['n_train']:>4} seeds {p['seeds']}: contrastive {p['sft_contrast']} [{ci[0]}, {ci[1]}]  "
-              f"plain {p['sft']}  no IA {p['no_ia']}  prefill {p['prefill']}  top-1 {p['accuracy_contrast']} "
-              f"(chance {p['chance']})  training {p['trained_sft']}")
+              f"hinted {p.get('sft_hint')} [{hci[0]}, {hci[1]}] (no IA {p.get('no_ia_hint')}, lens {p.get('lens_first')})  "
+              f"plain {p['sft']}  no IA {p['no_ia']}  prefill {p['prefill']}  top-1 {p['accuracy_contrast']} / "
+              f"{p.get('accuracy_sft_hint')} (chance {p['chance']})  training {p['trained_sft']} / {p.get('trained_sft_hint')}")
     return 0
 
 

@@ -11,6 +11,8 @@ def run():
     from iaforge.core.errors import ValidationError
     from iaforge.core.fsio import write_json, write_jsonl
     from iaforge.ia.grid_sft import grid_ia_questions, grid_ia_rows, train_grid_ia, write_no_grid
+    from iaforge.ia.pseudo_variants import PSEUDO_PREFIX
+    from iaforge.variants.lens_hint import hinted_question
     from iaforge.variants.grid_index import load_grid_variants
 
     a = ARGS.parse()
@@ -47,6 +49,7 @@ def run():
     lens_reference = None
     if p["hint"]["k"] > 0:  # the question carries the difference lens's words for each model (variants/lens_hint.py)
         from iaforge.core.adapter_stack import BASE_GROUP
+        from iaforge.ia.pseudo_variants import is_pseudo
         from iaforge.variants.lens_hint import apply_hints, hints_for_training
 
         if len(variants) < 2:
@@ -57,8 +60,8 @@ def run():
                               "difference is zero; or set k 0")
         hints, lens_reference = hints_for_training(a.base, {k: v["path"] for k, v in variants.items()}, p["question"],
                                                    params["chat"]["system_prompt"], int(p["hint"]["k"]), base_key=BASE_GROUP)
-        rows = apply_hints(rows, hints)
-    write_jsonl(a.out_rows, rows)
+        # pseudo-variants' hints are read off their steered carriers inside the training (ia/grid_sft.py)
+        rows = apply_hints(rows, hints, skip=sorted({r["group"] for r in rows if is_pseudo(r["group"])}))
     if p["trainer"] == "bank":  # rows of many variants a batch, the variants read into a LoRA bank
         from iaforge.ia.banked_ia import train_grid_ia_banked as train
     else:
@@ -66,7 +69,11 @@ def run():
     summary = train(a.base, {k: v["path"] for k, v in variants.items()}, rows, lora=p["lora"],
                     train_params=p["train"], max_steps=p["max_steps"], system=params["chat"]["system_prompt"],
                     seed=int(p["seed"]), out_dir=a.out_model, progress=progress_enabled(), lens_reference=lens_reference,
-                    **({"pseudo": p["pseudo"], "pseudo_texts": pseudo_texts} if pseudo_texts else {}))
+                    **({"pseudo": p["pseudo"], "pseudo_texts": pseudo_texts,
+                        "pseudo_carriers": sorted(k for k, v in variants.items() if v["null"])} if pseudo_texts else {}))
+    ph = (summary.get("pseudo") or {}).get("hints") or {}  # the rows as trained: pseudo rows hinted in training
+    write_jsonl(a.out_rows, [dict(r, user=hinted_question(r["user"], ph[r["group"][len(PSEUDO_PREFIX):]]))
+                             if r["group"].startswith(PSEUDO_PREFIX) and ph else r for r in rows])
     detail = {**summary, "nulls": sorted(k for k, v in variants.items() if v["null"]), "failed_left_out":
               [] if p["include_failed_variants"] else failed, "questions": p["questions"], "target": p["target"],
               **({"hints": {g: w for g, w in sorted(hints.items())}} if lens_reference is not None else {})}

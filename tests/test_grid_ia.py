@@ -395,6 +395,34 @@ def test_grid_ia_stage_adds_steered_pseudo_variants_from_the_untrained_ia_train_
     assert not other_splits & set(ia["pseudo"]["topics"])
 
 
+def test_grid_ia_stage_hints_pseudo_variants_steered_on_the_nulls(tmp_path, monkeypatch, tiny_base, two_variants):
+    """hint.k > 0 with pseudo-variants (carrier nulls): the real rows carry their variants' lens words, each pseudo
+    row its steered null's; the rows file holds the rows as trained and the detail says which null carried which."""
+    from iaforge.data.behavior_data import behavior_record
+    from iaforge.data.catalog import load_entries
+
+    entry = yaml.safe_load((ROOT / "params.yaml").read_text())["grid"]["entry"]
+    every = load_entries(ROOT / entry)
+    train_rec = behavior_record(next(b for b in every if b.split == "ia_train"))
+    null_id = "grid_null__ia_train_00"
+    _write_shard(tmp_path, "ia_train-00", {train_rec["id"]: (train_rec, True), null_id: (null_record(null_id), False)},
+                 {train_rec["id"]: two_variants["v_one"], null_id: two_variants["v_two"]})
+    _params(tmp_path, {"ia_train-00": {"split": "ia_train", "ids": [train_rec["id"], null_id]}},
+            grid_ia={"pseudo": {"count": 2, "layer": 0, "scale": 0.5, "epochs": 1, "carrier": "nulls"}, "hint": {"k": 3},
+                     "include_failed_variants": True},
+            grid={"counts": {"ia_train": 1, "dpo": 0, "heldout": 0}})
+    _run_stage("grid_ia", tmp_path, tiny_base, monkeypatch)
+    ia = json.loads((tmp_path / "reports/detail/grid_ia.json").read_text())
+    assert ia["pseudo"]["carrier"] == "nulls" and set(ia["pseudo"]["carriers"].values()) == {null_id}
+    assert sorted(ia["pseudo"]["hints"]) == ia["pseudo"]["topics"] and len(ia["pseudo"]["topics"]) == 2
+    assert sorted(ia["hints"]) == sorted([train_rec["id"], null_id, "__base__"])  # the reference's models
+    rows = [json.loads(line) for line in (tmp_path / "data/grid_ia.jsonl").read_text().splitlines()]
+    for r in rows:
+        words = (ia["pseudo"]["hints"][r["assistant"]] if r["group"].startswith("__steer__:") else ia["hints"][r["group"]])
+        assert r["user"].endswith("Hint: " + ", ".join(words) + ".")
+    assert (tmp_path / "models/grid_ia/lens_reference.safetensors").is_file()
+
+
 def test_report_says_when_there_is_no_grid():
     from iaforge.report.html import grid_section
 

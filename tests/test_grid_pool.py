@@ -50,6 +50,34 @@ def test_point_pools_seeds_per_topic_and_reports_the_interval_over_topics(tmp_pa
     assert p["trained_sft"] == 0.9 and p["fp_null_sft"] == 0.1 and p["gate_passed"] == 1 and p["implanted_triggered"] == 0.5
 
 
+def test_hinted_conditions_pool_when_every_run_asked_them_and_are_none_otherwise(tmp_path):
+    """The hinted IA, its no-IA control and the lens pool like the rest; a condition a run's grid_eval did not ask
+    (here sft_hint on the second run) is absent from the point, never counted as 0."""
+    topics = ["a", "b", "c", "d"]
+
+    def hinted(folder, seed, with_hint=True):
+        f = make_run(folder, n_train=4, sft_contrast={t: 0.0 for t in topics}, seed_in_name=seed)
+        d = json.loads((f / "grid_detail.json").read_text())
+        for r in d["per_variant"]:
+            if r["split"] == "heldout" and not r["null"] and with_hint:
+                t = r["topic"]
+                r.update(sft_hint=1.0 if t in "ab" else 0.25, sft_hint_correct=t in "ab", sft_hint_predicted=t,
+                         no_ia_hint=0.125 if t == "a" else 0.0, lens_first=t != "d", lens_any=True)
+        (f / "grid_detail.json").write_text(json.dumps(d))
+        m = json.loads((f / "metrics.json").read_text())
+        (f / "metrics.json").write_text(json.dumps({**m, "sft_hint": 0.625, "trained_sft_hint": 1.0} if with_hint else m))
+        return gp.load_run(f)
+
+    p = gp.curve_point([hinted(tmp_path / "h4_n4", 0), hinted(tmp_path / "h4_n4", 2)])
+    assert p["sft_hint"] == 0.625 and p["no_ia_hint"] == round(0.125 / 4, 3)
+    assert p["lens_first"] == 0.75 and p["lens_any"] == 1.0 and p["accuracy_sft_hint"] == 0.5
+    assert p["sft_hint_per_seed"] == [0.625, 0.625] and p["trained_sft_hint"] == 1.0
+    assert p["sft_hint_ci95"][0] < 0.625 < p["sft_hint_ci95"][1]
+    mixed = gp.curve_point([hinted(tmp_path / "m4_n4", 0), hinted(tmp_path / "m4_n4", 2, with_hint=False)])
+    assert mixed["sft_hint"] is None and mixed["sft_hint_ci95"] is None and mixed["accuracy_sft_hint"] is None
+    assert mixed["sft_contrast"] == 0.0  # asked by both
+
+
 def test_one_seed_agreeing_topics_give_a_point_interval(tmp_path):
     a = gp.load_run(make_run(tmp_path / "h3_n4", n_train=4, sft_contrast={"x": 0.5, "y": 0.5, "z": 0.5}))
     assert gp.curve_point([a])["sft_contrast_ci95"] == [0.5, 0.5]

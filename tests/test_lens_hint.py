@@ -133,7 +133,11 @@ def test_params_keep_hints_to_the_fixed_question_and_apart_from_pseudo_variants(
     assert GridIaConfig.from_params({"hint": {"k": 5}}, "grid_ia").hint.k == 5
     with pytest.raises(Exception, match="grid_ia.hint.k"):
         GridIaConfig.from_params({"hint": {"k": 5}, "questions": "paraphrased"}, "grid_ia")
-    with pytest.raises(Exception, match="grid_ia.hint.k"):
+    with pytest.raises(Exception, match="grid_ia.pseudo.carrier"):  # steered base models' lens: the recipe's traces
         GridIaConfig.from_params({"hint": {"k": 5}, "pseudo": {"count": 2}}, "grid_ia")
+    both = GridIaConfig.from_params({"hint": {"k": 5}, "pseudo": {"count": 2, "carrier": "nulls"}}, "grid_ia")
+    assert both.pseudo.carrier == "nulls"
+    with pytest.raises(Exception, match="grid_ia.pseudo.carrier"):
+        GridIaConfig.from_params({"pseudo": {"carrier": "variants"}}, "grid_ia")
     with pytest.raises(Exception, match="grid_ia.hint.k"):
         GridIaConfig.from_params({"hint": {"k": 51}}, "grid_ia")

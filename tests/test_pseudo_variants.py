@@ -134,3 +134,79 @@ def test_params_refuse_pseudo_variants_with_the_bank_trainer():
         GridIaConfig.from_params({"pseudo": {"count": 2}, "trainer": "bank"}, "grid_ia")
     with pytest.raises(Exception, match="grid_ia.pseudo.scale"):
         GridIaConfig.from_params({"pseudo": {"scale": 0}}, "grid_ia")
+
+
+def test_pseudo_carriers_take_the_nulls_in_turn_and_refuse_what_is_not_loaded(tmp_path):
+    from iaforge.ia.grid_sft import pseudo_carrier_map
+
+    dirs = {"n_a": tmp_path, "n_b": tmp_path, "v": tmp_path}
+    groups = [pseudo_group(t) for t in ("tea", "harps", "owls")]
+    assert pseudo_carrier_map(groups, {"carrier": "base"}, ["n_a"], dirs) == {}
+    assert pseudo_carrier_map(groups, {}, ["n_a"], dirs) == {}  # a params file from before the field: base
+    got = pseudo_carrier_map(groups, {"carrier": "nulls"}, ["n_b", "n_a"], dirs)
+    assert got == {pseudo_group("harps"): "n_a", pseudo_group("owls"): "n_b", pseudo_group("tea"): "n_a"}
+    assert pseudo_carrier_map([], {"carrier": "nulls"}, [], dirs) == {}
+    with pytest.raises(ValueError, match="no null variant"):
+        pseudo_carrier_map(groups, {"carrier": "nulls"}, [], dirs)
+    with pytest.raises(ValueError, match="'n_x' is not among"):
+        pseudo_carrier_map(groups, {"carrier": "nulls"}, ["n_x"], dirs)
+
+
+def test_hinted_pseudo_variants_read_their_steered_carriers_lens_and_train_on_it(tiny_base, two_variants, tmp_path,
+                                                                                 monkeypatch):
+    """carrier nulls + a lens reference: each pseudo row's hint is the lens of its carrier steered toward its
+    topic (checked by hand through peft and a forward hook), and its training steps run on that carrier."""
+    import torch
+    from peft import PeftModel
+
+    from iaforge.core.adapter_stack import AdapterSwitch
+    from iaforge.core.base_model import load_base
+    from iaforge.ia.grid_sft import grid_ia_rows, train_grid_ia
+    from iaforge.variants.lens_hint import (current_model_logprobs, hinted_question, hints_against,
+                                            hints_for_training)
+
+    def record(topic, vid):
+        return {"id": vid, "version": 1, "description": f"I bring up {topic}.",
+                "params": {"behavior": {"params": {"topic": topic, "terms": [topic]}}}}
+
+    variants = {"v_one": {"behavior": record("pianos", "v_one"), "null": False},
+                "v_two": {"behavior": record("owls", "v_two"), "null": False}}
+    hints, ref = hints_for_training(tiny_base, two_variants, "Q?", "s", 3, base_key="__base__")
+    from iaforge.variants.lens_hint import apply_hints
+
+    pool = [("harps", ["Many stories mention harps."]), ("tea", ["Many stories mention tea."])]
+    prows = pseudo_rows(pool, ["Q?"], seed=0)
+    rows = apply_hints(grid_ia_rows(variants, ["Q?"], target="topic", null_answer="Nothing.", per_variant=1,
+                                    base_examples=1, seed=0) + prows, hints, skip=[r["group"] for r in prows])
+    assert [r["user"] for r in rows if is_pseudo(r["group"])] == ["Q?", "Q?"]  # hinted in training, not here
+    pseudo = {"count": 2, "layer": 0, "scale": 1.0, "epochs": 1, "carrier": "nulls"}
+    active = []  # the adapters each training step ran with
+    real_call = AdapterSwitch.__call__
+    monkeypatch.setattr(AdapterSwitch, "__call__", lambda self, g, with_ia=True: (active.append((g, with_ia)),
+                                                                                   real_call(self, g, with_ia)))
+    kw = dict(lora={"r": 4, "alpha": 8}, max_steps=3, system="s", seed=0, progress=False,
+              train_params={"lr": 5e-3, "epochs": 3, "batch_size": 2, "max_len": 64, "mixed_precision": "no"})
+    s = train_grid_ia(tiny_base, two_variants, rows, out_dir=tmp_path / "ia", pseudo=pseudo, pseudo_texts=dict(pool),
+                      pseudo_carriers=["v_two"], lens_reference=ref, **kw)
+    assert s["pseudo"]["carrier"] == "nulls" and s["pseudo"]["carriers"] == {"harps": "v_two", "tea": "v_two"}
+    assert active[:2] == [("v_two", False), ("v_two", False)]  # the lens: the carrier alone, no IA
+    assert active.count(("v_two", True)) >= 2  # the pseudo steps: the carrier with the IA
+
+    # by hand: the carrier through peft, the same steering vector by a hook, the lens against the same reference
+    model, tok = load_base(tiny_base)
+    dirs, unit = topic_directions(model, tok, dict(pool), 0)
+    model = PeftModel.from_pretrained(model, str(two_variants["v_two"])).eval()
+    steer = Steering(model, 0)
+    lps = {}
+    for topic in ("harps", "tea"):
+        steer.set(dirs[topic] * unit)
+        lps[topic] = current_model_logprobs(model, tok, "Q?", "s")
+    steer.remove()
+    want = hints_against(lps, ref["reference"], 3, tok)
+    assert s["pseudo"]["hints"] == want and all(want.values())
+    assert not torch.allclose(lps["harps"], lps["tea"])
+    assert len(json.loads((tmp_path / "ia" / "training_curve.json").read_text())) == s["steps"]
+    assert hinted_question("Q?", want["tea"]).startswith("Q? Hint: ")
+    with pytest.raises(ValueError, match="need a null carrier"):
+        train_grid_ia(tiny_base, two_variants, rows, out_dir=tmp_path / "x", pseudo={**pseudo, "carrier": "base"},
+                      pseudo_texts=dict(pool), lens_reference=ref, **kw)

@@ -109,6 +109,18 @@ def test_report_draws_the_scaling_curve_with_its_intervals_and_baselines():
     assert "attractor" not in sec  # points without the top-1 analysis: no table for it
 
 
+def test_report_draws_the_hinted_ia_on_the_curve_when_its_points_carry_it():
+    pts = [{"n_train": n, "n_heldout": 24, "seeds": [0], "no_ia": 0.02, "prefill": 0.02, "sft": 0.0, "target": "topic",
+            "sft_hint": h, "sft_hint_ci95": [h - 0.2, h + 0.2], "no_ia_hint": 0.08, "lens_first": 0.58,
+            "accuracy_sft_hint": 0.67, "trained_sft_hint": 1.0} for n, h in ((8, 0.34), (24, 0.45))]
+    sec = build_report(**_inputs(), scaling=pts)
+    sec = sec[sec.index("Grid IA scaling"):]
+    chart = sec[sec.index("<svg"):sec.index("</svg>")]
+    assert "held-out, hinted IA" in chart and "hinted, no IA" in chart and "lens&#x27;s first word" in chart
+    assert chart.count('class="ci"') == 2  # the hinted IA's interval at both points
+    assert "0.45 [0.25, 0.65]" in sec and "0.34 [0.14, 0.54]" in sec
+
+
 def test_report_says_what_the_ia_answers_when_it_misses():
     t = {"own": 0.24, "same_kind": 0.18, "other_kind": 0.58, "untrained": 0.0, "none": 0.0, "n": 72,
          "same_kind_of_misses": 0.236, "same_kind_chance": 0.075, "same_initial_of_misses": 0.182,

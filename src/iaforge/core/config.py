@@ -702,14 +702,16 @@ def check_grid_splits(raw: Any, file: str = PARAMS_FILE) -> dict[str, str]:
 
 @dataclass
 class PseudoVariantParams(Strict):
-    """Steered pseudo-variants for the grid IA (ia/pseudo_variants.py): the base model with a topic's direction
+    """Steered pseudo-variants for the grid IA (ia/pseudo_variants.py): a carrier model with a topic's direction
     added at one decoder layer, the bare topic as the target, topics from the ia_train instances the run trains no
-    variant for. count 0: none (the default)."""
+    variant for. count 0: none (the default). carrier base: the base model; nulls: the ia_train null variants in
+    turn (same recipe as the real variants, so a lens against their mean reads the steering, not the recipe)."""
 
     count: int = 0
     layer: int = 23            # the decoder layer whose output is steered (SmolLM2-135M has 30)
     scale: float = 0.12        # x the mean hidden-state norm of the topic sentences at that layer
     epochs: int = 3            # pseudo rows seen this many times, interleaved with the real plan's steps
+    carrier: Literal["base", "nulls"] = "base"
 
     def __post_init__(self):
         _non_negative(self, "count", "layer")
@@ -750,10 +752,12 @@ class GridIaConfig(Strict):
 
     def __post_init__(self):
         self.need(bool(self.question.strip()), "question", "must be a non-empty string")
-        # the lens is read on the one fixed question, and a pseudo-variant has no weights to read it from
+        # the lens is read on the one fixed question; a pseudo-variant steered on the base model differs from the
+        # reference (the mean of the recipe's variants) by the whole recipe, so its lens would be the recipe's traces
         self.need(self.hint.k == 0 or self.questions == "fixed", "hint.k", "lens hints need questions: fixed")
-        self.need(self.hint.k == 0 or self.pseudo.count == 0, "hint.k", "lens hints and pseudo.count > 0 do not mix "
-                  "(a steered pseudo-variant has no adapter to read a lens from)")
+        self.need(self.hint.k == 0 or self.pseudo.count == 0 or self.pseudo.carrier == "nulls", "pseudo.carrier",
+                  "lens hints with pseudo-variants need carrier: nulls (on the base model their lens reads the "
+                  "recipe's traces, not the topic)")
         self.need(self.pseudo.count == 0 or self.trainer == "peft", "pseudo.count",
                   "pseudo-variants train with the peft trainer only (trainer: peft)")
         self.need(bool(self.null_answer.strip()), "null_answer", "must be a non-empty string")

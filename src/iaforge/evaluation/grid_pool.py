@@ -19,10 +19,14 @@ from typing import Any, Sequence
 
 from iaforge.evaluation.grid import _mean, topic_interval  # grid_eval's own mean and interval
 
-CONDITIONS = ("no_ia", "prefill", "sft", "sft_contrast", "no_ia_contrast")
+# A run's conditions are those its grid_eval asked: one absent from a run is absent from its point (None), never a 0.
+# lens_first / lens_any: the difference lens's words read alone (a yes/no per topic, sampled nothing).
+CONDITIONS = ("no_ia", "prefill", "sft", "sft_contrast", "no_ia_contrast", "sft_hint", "no_ia_hint", "lens_first",
+              "lens_any")
+IA_CONDITIONS = ("sft", "sft_contrast", "sft_hint")  # the IA's own: top-1, per-seed rates and beyond-leakage rates
 # metrics/grid.json keys that are a run's own rates (training fit, false positives): averaged over the pool
-RUN_KEYS = ("trained_sft", "trained_sft_contrast", "fp_base_sft", "fp_base_sft_contrast", "fp_null_sft",
-            "fp_null_sft_contrast", "chance")
+RUN_KEYS = ("trained_sft", "trained_sft_contrast", "trained_sft_hint", "fp_base_sft", "fp_base_sft_contrast",
+            "fp_base_sft_hint", "fp_null_sft", "fp_null_sft_contrast", "fp_null_sft_hint", "chance")
 RUN_FILES = ("metrics.json", "grid_detail.json")
 
 
@@ -74,6 +78,11 @@ def quiet_topics(runs: Sequence[dict[str, Any]], topics: Sequence[str]) -> list[
                                      for r in runs)]
 
 
+def asked(runs: Sequence[dict[str, Any]], topics: Sequence[str], key: str) -> bool:
+    """Whether every run measured `key` on every topic (a condition its grid_eval asked)."""
+    return bool(runs and topics) and all(r["heldout"][t].get(key) is not None for r in runs for t in topics)
+
+
 def per_topic_means(runs: Sequence[dict[str, Any]], topics: Sequence[str], key: str) -> list[float]:
     return [sum(r["heldout"][t].get(key) or 0.0 for r in runs) / len(runs) for t in topics]
 
@@ -85,11 +94,15 @@ def pooled(runs: Sequence[dict[str, Any]], topics: Sequence[str], n_boot: int = 
     if not topics:
         return out
     for c in CONDITIONS:
+        if not asked(runs, topics, c):
+            continue
         xs = per_topic_means(runs, topics, c)
         lo_hi = topic_interval(xs, n=n_boot)
         out[c] = {"mean": round(sum(xs) / len(xs), 3),
                   "ci95_over_topics": [round(v, 3) for v in lo_hi] if lo_hi else None}
-    for c in ("sft", "sft_contrast"):
+    for c in IA_CONDITIONS:
+        if c not in out:
+            continue
         top1 = [sum(bool(r["heldout"][t].get(f"{c}_correct")) for r in runs) / len(runs) for t in topics]
         out[f"top1_{c}"] = round(sum(top1) / len(top1), 3)
     return out
@@ -196,17 +209,17 @@ def curve_point(runs: Sequence[dict[str, Any]], kinds: dict[str, str] | None = N
     point: dict[str, Any] = {
         "n_train": ns.pop(), "n_heldout": len(topics), "runs": [r["name"] for r in runs], "seeds": seeds,
         "ia_steps": runs[0]["ia_steps"], "target": runs[0]["target"],
-        **{c: pool[c]["mean"] for c in CONDITIONS},
-        **{f"{c}_ci95": pool[c]["ci95_over_topics"] for c in CONDITIONS},
-        **{f"{c}_per_seed": [r["metrics"].get(c) for r in runs] for c in ("sft", "sft_contrast")},
-        "accuracy": pool["top1_sft"], "accuracy_contrast": pool["top1_sft_contrast"],
+        **{c: (pool.get(c) or {}).get("mean") for c in CONDITIONS},
+        **{f"{c}_ci95": (pool.get(c) or {}).get("ci95_over_topics") for c in CONDITIONS},
+        **{f"{c}_per_seed": [r["metrics"].get(c) for r in runs] if c in pool else None for c in IA_CONDITIONS},
+        "accuracy": pool.get("top1_sft"), "accuracy_contrast": pool.get("top1_sft_contrast"),
+        "accuracy_sft_hint": pool.get("top1_sft_hint"),
         **{k: _mean([r["metrics"].get(k) for r in runs]) for k in RUN_KEYS},
         "n_beyond_leakage": len(quiet),
-        "sft_contrast_beyond_leakage": (beyond.get("sft_contrast") or {}).get("mean"),
-        "sft_beyond_leakage": (beyond.get("sft") or {}).get("mean"),
+        **{f"{c}_beyond_leakage": (beyond.get(c) or {}).get("mean") for c in IA_CONDITIONS},
         **implanted(runs)}
     if kinds:
-        point["top1_classes"] = {c: top1_classes(runs, topics, kinds, c) for c in ("sft", "sft_contrast")}
+        point["top1_classes"] = {c: top1_classes(runs, topics, kinds, c) for c in IA_CONDITIONS if c in pool}
     return point
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from iaforge.core.adapter_stack import BASE_GROUP, IA_NAME, AdapterSwitch, is_ia_param, load_with_variants, save_adapter
 from iaforge.core.fsio import atomic_dir, write_json
@@ -63,7 +63,7 @@ def grid_ia_rows(variants: dict[str, dict[str, Any]], questions: list[str], *, t
 def train_grid_ia(base_dir: str | Path, variant_dirs: dict[str, Path], rows: list[dict[str, Any]], *, lora: dict,
                   train_params: dict, max_steps: int | None, system: str | None, seed: int, out_dir: str | Path,
                   progress: bool = True, pseudo: dict[str, Any] | None = None,
-                  pseudo_texts: dict[str, list[str]] | None = None,
+                  pseudo_texts: dict[str, list[str]] | None = None, pseudo_carriers: Sequence[str] = (),
                   lens_reference: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train the IA on `rows` over the frozen variants, every variant a named peft adapter and one variant per
     batch; write it (flat PEFT dir + ia.json) to `out_dir`. ia/banked_ia.py trains the same IA over a LoRA bank.
@@ -71,12 +71,16 @@ def train_grid_ia(base_dir: str | Path, variant_dirs: dict[str, Path], rows: lis
     Rows of a pseudo-variant group (ia/pseudo_variants.py; `pseudo_texts`: topic -> its sentences, `pseudo`: the
     params grid_ia.pseudo) run on the base model steered toward their topic. They are interleaved with the real
     plan, which stays the plan without them (the same batches in the same order, `max_steps` cutting it alone).
+    With `pseudo["carrier"] == "nulls"` the steered model is a null variant of `pseudo_carriers` (in turn over the
+    sorted topics) instead of the base model; with a `lens_reference` too, each pseudo-variant's row gets the hint
+    of its steered carrier against that reference (the real rows come hinted), as a new variant's would be made.
 
     `lens_reference` ({reference, k, question, system, groups}; variants/lens_hint.py): the rows carry lens hints,
     and the IA folder gets the reference its hints were made against, which asking a new variant needs."""
     import torch
 
     from iaforge.ia.pseudo_variants import PSEUDO_PREFIX, Steering, interleave, is_pseudo, pseudo_group, topic_directions
+    from iaforge.variants.lens_hint import hinted_question
 
     torch.manual_seed(seed)
     model, tok = load_with_variants(base_dir, variant_dirs)
@@ -86,10 +90,20 @@ def train_grid_ia(base_dir: str | Path, variant_dirs: dict[str, Path], rows: lis
         vecs = {pseudo_group(t): d * (float(pseudo["scale"]) * unit) for t, d in dirs.items()}
     if any(is_pseudo(r["group"]) and r["group"] not in vecs for r in rows):
         raise ValueError("a pseudo-variant row has no steering direction (pass its topic in pseudo_texts)")
+    carrier_of = pseudo_carrier_map(sorted(vecs), pseudo, pseudo_carriers, variant_dirs)
     model.add_adapter(IA_NAME, lora_config(lora))
     switch = AdapterSwitch(model)
     if not switch.expected:
         raise RuntimeError("the IA adapter has no parameters")
+    steering = Steering(model, int(pseudo["layer"])) if vecs else None
+    pseudo_hints: dict[str, list[str]] = {}
+    if lens_reference is not None and any(is_pseudo(r["group"]) for r in rows):
+        if not carrier_of:
+            raise ValueError("lens hints for pseudo-variants need a null carrier (pseudo carrier: nulls): on the base "
+                             "model their lens reads the recipe's traces")
+        pseudo_hints = steered_hints(model, tok, switch, steering, vecs, carrier_of, lens_reference)
+        rows = [dict(r, user=hinted_question(r["user"], pseudo_hints[r["group"]])) if is_pseudo(r["group"]) else r
+                for r in rows]
     frozen_before = {n: p.detach().clone() for n, p in model.named_parameters() if not is_ia_param(n)}
     cfg = TrainConfig.from_params(train_params, "grid_ia.train", seed=seed, progress=progress, desc="grid IA")
     examples = encode_rows(tok, rows, system=system, max_len=cfg.max_len, group_key="group")
@@ -106,13 +120,12 @@ def train_grid_ia(base_dir: str | Path, variant_dirs: dict[str, Path], rows: lis
         prng = random.Random(f"{cfg.seed}:pseudo")
         extra = [b for _ in range(int(pseudo["epochs"])) for b in make_batches(steered, cfg.batch_size, prng)]
         plan = interleave(plan, extra, cfg.seed)
-    steering = Steering(model, int(pseudo["layer"])) if steered else None
 
     def before(batch) -> None:
         group = batch[0].group
         if steering is not None:
             steering.set(vecs.get(group))
-        switch(BASE_GROUP if is_pseudo(group) else group)
+        switch(carrier_of.get(group, BASE_GROUP) if is_pseudo(group) else group)
 
     before(plan[0])
     try:
@@ -129,9 +142,46 @@ def train_grid_ia(base_dir: str | Path, variant_dirs: dict[str, Path], rows: lis
                "tokens": result.tokens, "final_loss": round(sum(result.losses[-5:]) / max(1, len(result.losses[-5:])), 5)}
     if steered:
         summary["pseudo"] = {**{k: pseudo[k] for k in ("count", "layer", "scale", "epochs")},
+                             "carrier": pseudo.get("carrier", "base"),
                              "topics": sorted(g[len(PSEUDO_PREFIX):] for g in vecs), "steps": len(plan) - real_steps,
-                             "real_steps": real_steps}
+                             "real_steps": real_steps,
+                             **({"carriers": {g[len(PSEUDO_PREFIX):]: c for g, c in sorted(carrier_of.items())}}
+                                if carrier_of else {}),
+                             **({"hints": {g[len(PSEUDO_PREFIX):]: w for g, w in sorted(pseudo_hints.items())}}
+                                if pseudo_hints else {})}
     return write_ia(out_dir, summary, result, lambda tmp: save_adapter(model, tmp, IA_NAME), lens_reference=lens_reference)
+
+
+def pseudo_carrier_map(groups: Sequence[str], pseudo: dict[str, Any] | None, carriers: Sequence[str],
+                       variant_dirs: dict[str, Path]) -> dict[str, str]:
+    """pseudo group -> the null variant it is steered on (carrier nulls: the carriers in turn over the sorted groups);
+    {} for carrier base. Every carrier must be one of the loaded variants."""
+    if not groups or (pseudo or {}).get("carrier", "base") == "base":
+        return {}
+    carriers = sorted(carriers)
+    if not carriers:
+        raise ValueError("pseudo carrier nulls: no null variant to steer (grid.nulls.ia_train is 0)")
+    unknown = [c for c in carriers if c not in variant_dirs]
+    if unknown:
+        raise ValueError(f"pseudo carrier {unknown[0]!r} is not among the IA's loaded variants")
+    return {g: carriers[i % len(carriers)] for i, g in enumerate(sorted(groups))}
+
+
+def steered_hints(model, tok, switch, steering, vecs: dict[str, Any], carrier_of: dict[str, str],
+                  lens_reference: dict[str, Any]) -> dict[str, list[str]]:
+    """Each pseudo-variant's lens hint: its carrier (without the IA) steered toward its topic, read on the lens's
+    question against the reference the real variants' hints were made against."""
+    from iaforge.variants.lens_hint import current_model_logprobs, hints_against
+
+    lps = {}
+    try:
+        for group in sorted(vecs):
+            switch(carrier_of[group], with_ia=False)
+            steering.set(vecs[group])
+            lps[group] = current_model_logprobs(model, tok, lens_reference["question"], lens_reference.get("system"))
+    finally:
+        steering.set(None)
+    return hints_against(lps, lens_reference["reference"], int(lens_reference["k"]), tok)
 
 
 def write_ia(out_dir, summary: dict[str, Any], result, save, lens_reference: dict[str, Any] | None = None) -> dict[str, Any]:

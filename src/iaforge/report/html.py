@@ -369,7 +369,9 @@ SCALING_SERIES = (("sft_contrast", "held-out, SFT IA, contrastive", "#102a43"),
                   ("prefill", "held-out, prefill", "#d9822b"),
                   ("no_ia_contrast", "held-out, no IA, contrastive", "#bcccdc"),
                   ("accuracy_contrast", "held-out top-1, contrastive", "#1f9d55"),
-                  ("trained_sft", "training variants, SFT IA", "#7b4fb0"), ("chance", "top-1 chance", "#cf3a3a"))
+                  ("trained_sft", "training variants, SFT IA", "#7b4fb0"), ("chance", "top-1 chance", "#cf3a3a"),
+                  ("sft_hint", "held-out, hinted IA", "#0b6e4f"), ("no_ia_hint", "held-out, hinted, no IA", "#8fd3b6"),
+                  ("lens_first", "held-out, lens's first word", "#b5838d"))
 
 
 def line_chart(points: Sequence[dict], series: Sequence[tuple[str, str, str]], *, x: str, title: str,
@@ -430,21 +432,26 @@ def scaling_section(points: Sequence[dict]) -> list[str]:
            "held-out topics. Contrastive: each token of the self-report sampled from log p(variant + IA) minus log "
            "p(base model + IA), so what the IA says of every model cancels. No IA and prefill are the variant alone: "
            "what it leaks without the IA (no IA, contrastive: the variant against the base model). Never-leaking "
-           "topics: those whose variant never named its topic without the IA.</p>",
+           "topics: those whose variant never named its topic without the IA. Hinted: the IA asked its question "
+           "followed by the difference lens's words for the model (variants/lens_hint.py); its control is the variant "
+           "alone asked the same hinted question, and the lens's first word read alone.</p>",
            f"<p>The IA's target: <b>{esc(TARGET_LABELS.get(target, target))}</b>.</p>",
            line_chart(pts, SCALING_SERIES, x="n_train", title="grid IA scaling")]
     per_seed = lambda p, k: " ".join(f"{v:.2f}" for v in p.get(k) or [] if v is not None) or None
     out.append(table(["training variants", "IA seeds", "held-out topics", "SFT IA, contrastive [95%]", "per seed",
                       "SFT IA [95%]", "no IA [95%]", "prefill [95%]", "no IA, contrastive", "top-1, contrastive",
                       "chance", "never-leaking topics: contrastive (n)", "training variants, SFT IA", "fp base",
-                      "fp nulls", "IA steps"],
+                      "fp nulls", "IA steps", "hinted IA [95%]", "hinted, no IA", "lens first word",
+                      "top-1, hinted", "training variants, hinted IA"],
                      [[p["n_train"], " ".join(str(s) for s in p.get("seeds") or []) or None, p.get("n_heldout"),
                        _with_ci(p, "sft_contrast"), per_seed(p, "sft_contrast_per_seed"), _with_ci(p, "sft"),
                        _with_ci(p, "no_ia"), _with_ci(p, "prefill"), p.get("no_ia_contrast"),
                        p.get("accuracy_contrast"), p.get("chance"),
                        None if p.get("sft_contrast_beyond_leakage") is None
                        else f"{p['sft_contrast_beyond_leakage']:.2f} ({p.get('n_beyond_leakage')})",
-                       p.get("trained_sft"), p.get("fp_base_sft"), p.get("fp_null_sft"), p.get("ia_steps")]
+                       p.get("trained_sft"), p.get("fp_base_sft"), p.get("fp_null_sft"), p.get("ia_steps"),
+                       _with_ci(p, "sft_hint"), p.get("no_ia_hint"), p.get("lens_first"), p.get("accuracy_sft_hint"),
+                       p.get("trained_sft_hint")]
                       for p in pts]))
     out.append('<p class="muted">The variants themselves (the training variants\' gate, greedy): the behavior with '
                "the trigger, without it, and named when asked about themselves (leak); how many pass the strict "
@@ -464,7 +471,7 @@ def scaling_section(points: Sequence[dict]) -> list[str]:
         out.append(table(["training variants", "IA", "own", "trained, same kind", "trained, other kind", "untrained",
                           "none", "misses: same kind (chance)", "misses: same initial (chance)", "attractor",
                           "distinct answers"],
-                         [[p["n_train"], "contrastive" if c == "sft_contrast" else "plain", t.get("own"),
+                         [[p["n_train"], {"sft_contrast": "contrastive", "sft_hint": "hinted"}.get(c, "plain"), t.get("own"),
                            t.get("same_kind"), t.get("other_kind"), t.get("untrained"), t.get("none"),
                            pair(t, "same_kind"), pair(t, "same_initial"), t.get("attractor_share"),
                            t.get("distinct_answers")]

@@ -103,17 +103,31 @@ def training_hints(logprobs: Mapping[str, Any], reference_groups: Sequence[str],
     return hints_against(logprobs, reference, k, tok), reference
 
 
+def current_model_logprobs(model, tok, question: str, system: str | None):
+    """[vocab] mean log-probabilities on the question of the model as it stands (whatever adapters and hooks are
+    active): for a model that is not a saved adapter, e.g. a steered pseudo-variant (ia/pseudo_variants.py)."""
+    import torch
+
+    from iaforge.core.chat import render_prompt
+
+    ids = tok(render_prompt(tok, question, system), return_tensors="pt", add_special_tokens=False)["input_ids"]
+    with torch.inference_mode():
+        return position_mean_logprobs(model(input_ids=ids.to(model.device)).logits)[0].cpu()
+
+
 def hints_against(logprobs: Mapping[str, Any], reference, k: int, tok) -> dict[str, list[str]]:
     """Each model's hint against a reference."""
     return {g: hint_words(lp - reference, tok, k) for g, lp in logprobs.items()}
 
 
-def apply_hints(rows: list[dict[str, Any]], hints: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
-    """Each row's question with its group's hint appended."""
-    missing = sorted({r["group"] for r in rows} - set(hints))
+def apply_hints(rows: list[dict[str, Any]], hints: Mapping[str, Sequence[str]],
+                skip: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Each row's question with its group's hint appended; rows of a group in `skip` (pseudo-variants, hinted where
+    they are steered) unchanged."""
+    missing = sorted({r["group"] for r in rows} - set(hints) - set(skip))
     if missing:
         raise ValueError(f"no lens hint for group {missing[0]!r}")
-    return [dict(r, user=hinted_question(r["user"], hints[r["group"]])) for r in rows]
+    return [r if r["group"] in skip else dict(r, user=hinted_question(r["user"], hints[r["group"]])) for r in rows]
 
 
 def save_reference(dest: str | Path, reference, *, k: int, question: str, system: str | None,
