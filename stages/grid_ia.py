@@ -43,6 +43,11 @@ def run():
         from iaforge.ia.pseudo_pool import pseudo_pool
         from iaforge.ia.pseudo_variants import pseudo_rows
 
+        if p["pseudo"].get("carrier") == "nulls" and not any(v["null"] for v in variants.values()):
+            from iaforge.core.config import ParamsError
+
+            raise ParamsError("params.yaml", "grid_ia.pseudo.carrier", "nulls: steers the ia_train null variants, and "
+                              "this run has none (grid.nulls.ia_train is 0); set carrier: base or add nulls")
         pool = pseudo_pool(params["grid"], int(p["pseudo"]["count"]), grids=a.grids)
         rows += pseudo_rows(pool, grid_ia_questions(p, a.questions), seed=int(p["seed"]))
         pseudo_texts = dict(pool)

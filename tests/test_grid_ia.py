@@ -293,7 +293,8 @@ def _params(tmp_path: Path, shards: dict, **over) -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["grid_shards"] = shards
     params["grid_splits"] = split_digests(shards)
-    params["grid_ia"].update({"lora": {"r": 4, "alpha": 8}, "base_examples": 2,
+    # no pseudo-variants unless a test asks: the default's 200 at layer 23 are for SmolLM2, not the tiny model
+    params["grid_ia"].update({"lora": {"r": 4, "alpha": 8}, "base_examples": 2, "pseudo": {"count": 0},
                               "train": {"lr": 0.005, "epochs": 1, "batch_size": 4, "max_len": 64, "mixed_precision": "no"}})
     params["grid_eval"].update({"samples": 1, "train_samples": None, "base_samples": 2, "max_new_tokens": 4, "workers": 1})
     for k, v in over.items():
@@ -421,6 +422,13 @@ def test_grid_ia_stage_hints_pseudo_variants_steered_on_the_nulls(tmp_path, monk
         words = (ia["pseudo"]["hints"][r["assistant"]] if r["group"].startswith("__steer__:") else ia["hints"][r["group"]])
         assert r["user"].endswith("Hint: " + ", ".join(words) + ".")
     assert (tmp_path / "models/grid_ia/lens_reference.safetensors").is_file()
+    # without a null to steer, the stage says which setting needs what
+    _write_shard(tmp_path / "bare", "ia_train-00", {train_rec["id"]: (train_rec, True)}, {train_rec["id"]: two_variants["v_one"]})
+    _params(tmp_path / "bare", {"ia_train-00": {"split": "ia_train", "ids": [train_rec["id"]]}},
+            grid_ia={"pseudo": {"count": 2, "layer": 0, "scale": 0.5, "epochs": 1, "carrier": "nulls"}, "hint": {"k": 0}},
+            grid={"counts": {"ia_train": 1, "dpo": 0, "heldout": 0}})
+    with pytest.raises(Exception, match="grid_ia.pseudo.carrier"):
+        _run_stage("grid_ia", tmp_path / "bare", tiny_base, monkeypatch)
 
 
 def test_report_says_when_there_is_no_grid():
